@@ -1,0 +1,211 @@
+"""The ``t2ibench`` command line (see design.md for the contract).
+
+Bad input is one line on stderr, ``t2ibench: error: ...``, and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+from . import __version__
+from .errors import UserError
+
+DEFAULT_SUITE = "tinyworld"
+FALLBACK_SUITE = "smoke"
+
+#: modules that add their own subcommands with ``add_commands(subparsers)``
+COMMAND_MODULES = (
+    "t2ibench.results.cli",
+    "t2ibench.analysis.cli",
+    "t2ibench.report.cli",
+    "t2ibench.world.cli",
+    "t2ibench.baselines.iti_gen_cli",
+)
+
+
+def _csv(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not positive; expected an integer > 0")
+    return value
+
+
+def _load_suite(name: str | None, methods: list[str] | None, limit: int | None):
+    from .suite import resolve_suite, shipped_suites
+
+    if name is None:
+        name = DEFAULT_SUITE if _default_available() else FALLBACK_SUITE
+        if name != DEFAULT_SUITE:
+            print(f"t2ibench: the tinyworld default is not available in this installation; running {name!r}", file=sys.stderr)
+    suite = resolve_suite(name)
+    if methods:
+        suite = suite.select_methods(methods)
+    if limit:
+        sets = [p.model_copy(update={"limit": min(limit, p.limit or limit)}) for p in suite.prompt_sets]
+        suite = suite.model_copy(update={"prompt_sets": sets})
+    return suite
+
+
+def _default_available() -> bool:
+    from .suite import shipped_suites
+
+    if DEFAULT_SUITE not in shipped_suites():
+        return False
+    try:
+        from .models import resolve_model
+
+        resolve_model("tinyworld")
+        return True
+    except (UserError, ImportError):
+        return False
+
+
+def _generate(args, suite) -> Path:
+    from .runner import Shard, generate
+
+    out = Path(args.out) if args.out else Path("t2ibench-runs") / suite.name
+    shard = Shard.parse(args.shard) if getattr(args, "shard", None) else None
+    summary = generate(suite, out, shard=shard, device=args.device, precision=args.precision, progress=not args.quiet)
+    print(summary.line(out))
+    return out
+
+
+def cmd_generate(args) -> int:
+    suite = _load_suite(args.suite, args.methods, args.limit)
+    _generate(args, suite)
+    return 0
+
+
+def cmd_run(args) -> int:
+    suite = _load_suite(args.suite, args.methods, args.limit)
+    args.shard = None
+    out = _generate(args, suite)
+    try:
+        from .results.scoring import score_run
+        from .results.table import write_tables
+    except ImportError as exc:
+        print(f"t2ibench: scoring is not available in this installation ({exc}); images are in {out}")
+        return 0
+    score_run(out)
+    tables = write_tables([out], out / "results" / "leaderboard.md", "md")
+    print(f"t2ibench: results in {out / 'results'}")
+    try:
+        from .report.html import write_report
+    except ImportError:
+        return 0
+    report = write_report(out)
+    print(f"t2ibench: report {report}")
+    return 0
+
+
+def cmd_suites(args) -> int:
+    from .suite import load_suite, shipped_suites
+
+    for name, path in sorted(shipped_suites().items()):
+        suite = load_suite(path)
+        print(f"{name:28s} {suite.model:10s} {suite.description}")
+    return 0
+
+
+def cmd_methods(args) -> int:
+    from .registry import METHODS
+
+    for name in METHODS.names():
+        try:
+            cls = METHODS.get(name)
+            summary = getattr(cls, "summary", "") or (cls.__doc__ or "").strip().splitlines()[0]
+            params = ", ".join(f"{k}={v!r}" for k, v in cls.param_defaults().items())
+        except Exception as exc:  # a broken plug-in must not hide the others
+            summary, params = f"(cannot load: {exc})", ""
+        print(f"{name:24s} {summary}" + (f"  [{params}]" if params and args.verbose else ""))
+    return 0
+
+
+def cmd_metrics(args) -> int:
+    from .registry import METRICS
+
+    for name in METRICS.names():
+        try:
+            obj = METRICS.get(name)
+            doc = (getattr(obj, "summary", "") or (obj.__doc__ or "").strip().splitlines()[0]) if obj.__doc__ or hasattr(obj, "summary") else ""
+        except Exception as exc:
+            doc = f"(cannot load: {exc})"
+        print(f"{name:24s} {doc}")
+    return 0
+
+
+def _add_generation_args(p: argparse.ArgumentParser, suite_required: bool) -> None:
+    if suite_required:
+        p.add_argument("suite", help="a shipped suite name (`t2ibench suites`) or a suite YAML file")
+    else:
+        p.add_argument("suite", nargs="?", default=None, help=f"suite name or YAML file (default: {DEFAULT_SUITE})")
+    p.add_argument("--out", help="run directory (default: t2ibench-runs/<suite name>)")
+    p.add_argument("--methods", type=_csv, help="only these method labels, comma-separated")
+    p.add_argument("--limit", type=_positive_int, help="at most N prompts per prompt set")
+    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="weights dtype (auto: fp16 on CUDA, fp32 on CPU)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="t2ibench", description="Benchmark attention-level control of text-to-image diffusion.")
+    parser.add_argument("--version", action="version", version=f"t2ibench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("run", help="generate, score and tabulate a suite (default: the embedded tinyworld suite)")
+    _add_generation_args(p, suite_required=False)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("generate", help="generate a suite's images into a run directory (resumable, shardable)")
+    _add_generation_args(p, suite_required=True)
+    p.add_argument("--shard", help="i/n: this process does shard i of n (accelerate launch sets it for you)")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("suites", help="list the shipped suites")
+    p.set_defaults(func=cmd_suites)
+    p = sub.add_parser("methods", help="list the available methods")
+    p.add_argument("-v", "--verbose", action="store_true", help="show parameters and defaults")
+    p.set_defaults(func=cmd_methods)
+    p = sub.add_parser("metrics", help="list the available metrics")
+    p.set_defaults(func=cmd_metrics)
+
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name and module_name.startswith(exc.name):
+                continue  # that part is not in this installation
+            raise
+        module.add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("default", module="t2ibench")
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"t2ibench: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("t2ibench: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

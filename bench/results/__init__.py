@@ -1,0 +1,1 @@
+"""Scoring a run directory, result tables, and the regression check."""

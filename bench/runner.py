@@ -1,0 +1,277 @@
+"""The generation runner: suite → images in a run directory; deterministic, resumable, sharded.
+
+Determinism. Each image's seed is derived from (suite seed, prompt set, prompt id, image
+index) alone. Jobs are cut into batches once, globally, in suite order and never across a
+(method, prompt set) boundary; a rank takes every ``world_size``-th batch. Every batch is
+therefore computed with the same members whatever the number of ranks, and a batch that
+was interrupted is regenerated whole (only its missing images are written), so a resumed or
+sharded run writes the same bytes as one uninterrupted process on the same hardware.
+
+Safety. Images are written atomically with a sidecar naming their hash (``store``). A
+sidecar whose configuration hash differs from the suite's is an error, never a silent mix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from . import __version__
+from .errors import UserError
+from .prompt_sets import load_prompt_set
+from .registry import METHODS, METRICS
+from .store import RunDir, atomic_write_json, atomic_write_text
+from .suite import MethodSpec, Suite
+from .types import ImageJob, PromptItem
+
+
+def derive_seed(suite_seed: int, prompt_set: str, prompt_id: str, index: int) -> int:
+    """A 63-bit seed from SHA-256 of ``"{suite_seed}/{prompt_set}/{prompt_id}/{index}"``."""
+    digest = hashlib.sha256(f"{suite_seed}/{prompt_set}/{prompt_id}/{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+@dataclass(frozen=True)
+class Shard:
+    """This process's part of the work: rank ``rank`` of ``world_size``."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @classmethod
+    def from_env(cls) -> "Shard":
+        """From the variables ``accelerate launch`` / torchrun set (RANK, WORLD_SIZE)."""
+        rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        return cls(rank, world)
+
+    @classmethod
+    def parse(cls, text: str) -> "Shard":
+        """``"i/n"``: rank i of n (0-based)."""
+        try:
+            i, n = (int(x) for x in text.split("/"))
+        except ValueError:
+            raise UserError(f"--shard {text!r}: expected i/n with integers, e.g. 0/4") from None
+        if not (n > 0 and 0 <= i < n):
+            raise UserError(f"--shard {text!r}: expected 0 <= i < n")
+        return cls(i, n)
+
+
+@dataclass
+class Batch:
+    method: MethodSpec
+    prompt_set: str
+    jobs: list[ImageJob]
+
+
+@dataclass
+class Plan:
+    """All jobs of a suite, cut into batches, with each job's configuration record."""
+
+    suite: Suite
+    batches: list[Batch]
+    configs: dict[str, dict] = field(default_factory=dict)  # job key -> configuration record
+
+    @property
+    def n_images(self) -> int:
+        return sum(len(b.jobs) for b in self.batches)
+
+    def for_shard(self, shard: Shard) -> list[Batch]:
+        return [b for i, b in enumerate(self.batches) if i % shard.world_size == shard.rank]
+
+
+def _config_record(suite: Suite, method: MethodSpec, params: dict, ps_name: str, prompt: PromptItem, seed: int) -> dict:
+    return {
+        "model": suite.model,
+        "sampler": suite.sampler.model_dump(),
+        "method_name": method.name,
+        "method_params": params,
+        "prompt_set": ps_name,
+        "prompt": prompt.text,
+        "prompt_meta": dict(prompt.meta),
+        "seed": seed,
+    }
+
+
+def config_hash(record: dict) -> str:
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def plan(suite: Suite) -> Plan:
+    """Load the prompt sets, build the methods' parameter records, and cut the batches.
+
+    Unknown datasets, methods, method parameters and metrics are reported here, before any work.
+    """
+    for i, metric in enumerate(suite.metrics):
+        METRICS.get(metric.name, where=f"metrics[{i}].name")
+    prompts = {
+        ps.name: load_prompt_set(ps, where=f"prompt_sets[{i}] ({ps.name})")
+        for i, ps in enumerate(suite.prompt_sets)
+    }
+    result = Plan(suite, [])
+    for mi, mspec in enumerate(suite.methods):
+        cls = METHODS.get(mspec.name, where=f"methods[{mi}].name")
+        params = cls.build(mspec.params, where=f"methods[{mi}] ({mspec.label})").params
+        for ps in suite.prompt_sets_of(mspec):
+            jobs = []
+            for prompt in prompts[ps.name]:
+                for index in range(suite.images_per_prompt):
+                    seed = derive_seed(suite.seed, ps.name, prompt.id, index)
+                    job = ImageJob(mspec.label, ps.name, prompt, index, seed)
+                    result.configs[job.key] = _config_record(suite, mspec, params, ps.name, prompt, seed)
+                    jobs.append(job)
+            for start in range(0, len(jobs), suite.batch_size):
+                result.batches.append(Batch(mspec, ps.name, jobs[start : start + suite.batch_size]))
+    return result
+
+
+def png_bytes(image: Any) -> bytes:
+    """PNG encoding of a PIL image (deterministic: no timestamps, default compression)."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@dataclass
+class GenerateSummary:
+    written: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    truncated_prompts: int = 0
+
+    def line(self, out: Path) -> str:
+        rate = self.written / self.seconds if self.seconds > 0 else 0.0
+        trunc = f", {self.truncated_prompts} prompts truncated to 77 tokens" if self.truncated_prompts else ""
+        return (
+            f"t2ibench: generated {self.written} images ({self.skipped} already done) in "
+            f"{self.seconds:.1f} s ({rate:.2f} img/s){trunc} -> {out}"
+        )
+
+
+def prepare_run_dir(run: RunDir, suite: Suite) -> None:
+    """Create the directory and store the resolved suite; keeps every suite ever used."""
+    run.ensure_writable()
+    atomic_write_text(run.path / "suites" / f"{suite.hash}.yaml", suite.to_yaml())
+    atomic_write_text(run.path / "suite.yaml", suite.to_yaml())
+    atomic_write_json(run.path / "run.json", {"suite": suite.name, "suite_hash": suite.hash, "t2ibench": __version__})
+
+
+def _pending(run: RunDir, batch: Batch, configs: dict[str, dict]) -> list[ImageJob]:
+    """Jobs of ``batch`` without a finished image; a finished image of another config is an error."""
+    missing = []
+    for job in batch.jobs:
+        meta = run.read_meta(job.key)
+        if meta is None:
+            missing.append(job)
+        elif meta.get("config_hash") != config_hash(configs[job.key]):
+            raise UserError(
+                f"{run.meta_path(job.key)} was generated with another configuration "
+                f"(config {meta.get('config_hash')} != {config_hash(configs[job.key])}); "
+                "expected the same suite: use a new --out directory for a changed suite"
+            )
+    return missing
+
+
+def generate(
+    suite: Suite,
+    out: str | Path,
+    *,
+    shard: Shard | None = None,
+    pipe: Any = None,
+    device: str | None = None,
+    precision: str = "auto",
+    progress: bool = True,
+) -> GenerateSummary:
+    """Generate every image of ``suite`` that ``out`` does not have yet (this shard's part)."""
+    from .models import check_resolution, load_pipeline, set_scheduler
+
+    shard = shard or Shard.from_env()
+    run = RunDir(out)
+    the_plan = plan(suite)
+    if pipe is None:
+        from .models import TINY_MODELS, resolve_model
+
+        if suite.model not in TINY_MODELS:
+            resolve_model(suite.model)  # a missing model is reported before anything is written
+    prepare_run_dir(run, suite)
+    run.clean_stale_temporaries()
+    batches = the_plan.for_shard(shard)
+    todo = [(b, _pending(run, b, the_plan.configs)) for b in batches]
+    summary = GenerateSummary(skipped=sum(len(b.jobs) - len(m) for b, m in todo))
+    todo = [(b, m) for b, m in todo if m]
+    n_todo = sum(len(m) for _, m in todo)
+    start = time.perf_counter()
+    if not todo:
+        return summary
+    if pipe is None:
+        pipe = load_pipeline(suite.model, device=device, precision=precision)
+    set_scheduler(pipe, suite.sampler.scheduler)
+    sampler = suite.sampler.config()
+    check_resolution(pipe, sampler.height, sampler.width)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=n_todo,
+        unit="img",
+        desc=f"generate {shard.rank}/{shard.world_size}" if shard.world_size > 1 else "generate",
+        disable=not progress,
+        position=shard.rank,
+        dynamic_ncols=True,
+    )
+    try:
+        for mspec, group in _by_method(todo):
+            method = METHODS.get(mspec.name).build(mspec.params, where=mspec.label)
+            method.setup(pipe)
+            try:
+                for batch, missing in group:
+                    outputs = method.generate(pipe, batch.jobs, sampler)
+                    if len(outputs) != len(batch.jobs):
+                        raise RuntimeError(f"method {mspec.name!r} returned {len(outputs)} images for {len(batch.jobs)} jobs")
+                    wanted = {job.key for job in missing}
+                    for job, out_img in zip(batch.jobs, outputs):
+                        if job.key not in wanted:
+                            continue
+                        record = the_plan.configs[job.key]
+                        meta = {
+                            **record,
+                            **out_img.meta,
+                            "method": job.method,
+                            "prompt_id": job.prompt.id,
+                            "index": job.index,
+                            "config_hash": config_hash(record),
+                            "suite_hash": suite.hash,
+                            "height": sampler.height,
+                            "width": sampler.width,
+                        }
+                        summary.truncated_prompts += bool(out_img.meta.get("truncated_tokens"))
+                        run.write_image(job.key, png_bytes(out_img.image), meta)
+                        summary.written += 1
+                        bar.update(1)
+            finally:
+                method.teardown(pipe)
+    finally:
+        bar.close()
+        summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _by_method(todo: Sequence[tuple[Batch, list[ImageJob]]]) -> Iterable[tuple[MethodSpec, list]]:
+    """Consecutive groups of batches sharing a method (one setup/teardown per group)."""
+    group: list = []
+    current = None
+    for batch, missing in todo:
+        if current is not None and batch.method.label != current.label:
+            yield current, group
+            group = []
+        current = batch.method
+        group.append((batch, missing))
+    if group:
+        yield current, group
+

@@ -1,0 +1,204 @@
+"""Suites: a YAML file validated into typed objects (HELM-style: a run is built from a spec).
+
+A suite names the model, the prompt sets, the methods and the metrics, the sampler and the
+seed. Every validation error is one line naming the file, the key, the value and what was
+expected. ``suite_hash`` covers everything that changes an image or a score.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import UserError
+from .types import SamplerConfig
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SamplerSpec(_Spec):
+    scheduler: str = "default"
+    steps: int = Field(50, gt=0, le=10_000)
+    guidance: float = Field(7.5, ge=0)
+    height: int = Field(512, gt=0)
+    width: int = Field(512, gt=0)
+
+    def config(self) -> SamplerConfig:
+        return SamplerConfig(**self.model_dump())
+
+
+class PromptSetSpec(_Spec):
+    name: str = Field(pattern=NAME_PATTERN)
+    dataset: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    limit: Optional[int] = Field(None, gt=0)
+    sample_seed: int = 0
+
+
+class MethodSpec(_Spec):
+    name: str
+    label: str = Field("", pattern=r"^$|" + NAME_PATTERN)
+    params: dict[str, Any] = Field(default_factory=dict)
+    prompt_sets: Optional[list[str]] = None
+
+    @model_validator(mode="after")
+    def _default_label(self) -> "MethodSpec":
+        if not self.label:
+            object.__setattr__(self, "label", self.name.replace(":", "."))
+        return self
+
+
+class MetricSpec(_Spec):
+    name: str
+    label: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+    prompt_sets: Optional[list[str]] = None
+
+    @model_validator(mode="after")
+    def _default_label(self) -> "MetricSpec":
+        if not self.label:
+            object.__setattr__(self, "label", self.name)
+        return self
+
+
+class Suite(_Spec):
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    model: str
+    seed: int = 0
+    images_per_prompt: int = Field(1, gt=0)
+    batch_size: int = Field(8, gt=0)
+    sampler: SamplerSpec = SamplerSpec()
+    prompt_sets: list[PromptSetSpec] = Field(min_length=1)
+    methods: list[MethodSpec] = Field(min_length=1)
+    metrics: list[MetricSpec] = Field(default_factory=list)
+
+    @field_validator("prompt_sets", "methods", "metrics")
+    @classmethod
+    def _unique(cls, items: list) -> list:
+        seen: set[str] = set()
+        for i, item in enumerate(items):
+            key = getattr(item, "label", "") or item.name
+            if key in seen:
+                raise ValueError(f"duplicate name/label {key!r} at position {i}")
+            seen.add(key)
+        return items
+
+    @model_validator(mode="after")
+    def _known_prompt_sets(self) -> "Suite":
+        names = {p.name for p in self.prompt_sets}
+        for kind, items in (("methods", self.methods), ("metrics", self.metrics)):
+            for i, item in enumerate(items):
+                for ps in item.prompt_sets or []:
+                    if ps not in names:
+                        raise ValueError(
+                            f"{kind}[{i}].prompt_sets names {ps!r}, which is not a prompt set of this suite "
+                            f"(expected one of {sorted(names)})"
+                        )
+        return self
+
+    # -- derived ------------------------------------------------------------------------------
+    def canonical(self) -> dict:
+        return self.model_dump(mode="json")
+
+    @property
+    def hash(self) -> str:
+        """SHA-256 (first 16 hex digits) of the canonical JSON of the suite."""
+        blob = json.dumps(self.canonical(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.canonical(), sort_keys=False, allow_unicode=True)
+
+    def prompt_sets_of(self, method: MethodSpec) -> list[PromptSetSpec]:
+        wanted = method.prompt_sets
+        return [p for p in self.prompt_sets if wanted is None or p.name in wanted]
+
+    def select_methods(self, labels: list[str]) -> "Suite":
+        """The suite restricted to the methods with these labels (or names)."""
+        known = {m.label: m for m in self.methods} | {m.name: m for m in self.methods}
+        missing = [x for x in labels if x not in known]
+        if missing:
+            raise UserError(f"--methods: {missing[0]!r} is not in suite {self.name!r}; expected one of {[m.label for m in self.methods]}")
+        chosen = [m for m in self.methods if m.label in labels or m.name in labels]
+        return self.model_copy(update={"methods": chosen})
+
+
+def _format_error(source: str, err: dict, data: Any) -> str:
+    loc = ".".join(str(p) for p in err.get("loc", ()) if not str(p).startswith("function-after"))
+    value: Any = data
+    for part in err.get("loc", ()):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and isinstance(part, int) and part < len(value):
+            value = value[part]
+        else:
+            value = "<missing>" if err.get("type") == "missing" else value
+            break
+    msg = err.get("msg", "invalid").removeprefix("Value error, ")
+    shown = value if isinstance(value, (str, int, float, bool, type(None))) else "..."
+    where = f"{source}: {loc}" if loc else source
+    if err.get("type") == "missing":
+        return f"{where}: missing; this key is required"
+    if err.get("type") == "extra_forbidden":
+        return f"{where}: unknown key; check the spelling (see `t2ibench suites` and the README)"
+    return f"{where} = {shown!r}: {msg}"
+
+
+def parse_suite(data: Any, source: str) -> Suite:
+    """Validate a parsed YAML document into a ``Suite`` (errors name ``source``)."""
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: expected a mapping of suite keys at the top level, got {type(data).__name__}")
+    try:
+        return Suite.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(_format_error(source, exc.errors()[0], data)) from None
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and validate a suite YAML file."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"suite file {path} does not exist; expected a YAML file or a shipped suite name (`t2ibench suites`)") from None
+    except OSError as exc:
+        raise UserError(f"cannot read suite file {path}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text (byte {exc.start}); expected a UTF-8 YAML file") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise UserError(f"{where}: malformed YAML ({problem}); expected a YAML mapping") from None
+    return parse_suite(data, str(path))
+
+
+def shipped_suites() -> dict[str, Path]:
+    """Shipped suite name → path of its YAML file inside the package."""
+    folder = resources.files("t2ibench") / "suites"
+    return {Path(p.name).stem: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".yaml")}
+
+
+def resolve_suite(name_or_path: str) -> Suite:
+    """A shipped suite by name, or a YAML file by path."""
+    shipped = shipped_suites()
+    if name_or_path in shipped and not Path(name_or_path).exists():
+        return load_suite(shipped[name_or_path])
+    if not Path(name_or_path).exists() and not name_or_path.endswith((".yaml", ".yml")):
+        raise UserError(f"unknown suite {name_or_path!r}: not a file and not one of the shipped suites {sorted(shipped)}")
+    return load_suite(name_or_path)

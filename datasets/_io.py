@@ -1,0 +1,45 @@
+"""Reading user-supplied text files with the checks every loader needs."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Sequence, TypeVar
+
+from t2ibench.errors import UserError
+
+T = TypeVar("T")
+
+
+def read_text(path: str | Path, where: str) -> str:
+    """The file's UTF-8 text; missing, unreadable, non-UTF-8 or empty is a ``UserError``."""
+    path = Path(path).expanduser()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{where}: file {path} does not exist") from None
+    except IsADirectoryError:
+        raise UserError(f"{where}: {path} is a directory; expected a file") from None
+    except OSError as exc:
+        raise UserError(f"{where}: cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{where}: {path} is not UTF-8 (invalid byte at offset {exc.start}); expected UTF-8 text") from None
+    if not text.strip():
+        raise UserError(f"{where}: {path} is empty; expected at least one prompt")
+    return text
+
+
+def subsample(items: Sequence[T], limit: int | None, seed: int) -> list[T]:
+    """``limit`` items drawn without replacement with ``random.Random(seed)``, in original order."""
+    if limit is None or limit >= len(items):
+        return list(items)
+    chosen = sorted(random.Random(seed).sample(range(len(items)), limit))
+    return [items[i] for i in chosen]
+
+
+def require(params: dict, key: str, where: str, expected: str):
+    if key not in params:
+        raise UserError(f"{where}.params.{key}: missing; expected {expected}")
+    return params[key]
