@@ -63,10 +63,10 @@ def resolve_model(name: str) -> ModelRef:
             raise UserError(f"model directory {candidate} has no model_index.json; expected a diffusers pipeline saved with save_pretrained")
         return ModelRef(name, None, candidate, _family(candidate))
     if name == "tinyworld":
-        from .world import pipeline_dir
+        from .world import pipeline_available, pipeline_dir
 
         path = Path(pipeline_dir())
-        if not (path / "model_index.json").is_file():
+        if not pipeline_available():
             raise UserError(f"the tinyworld pipeline is not in this installation ({path}); train it with `t2ibench world train`")
         return ModelRef(name, None, path, "sd")
     repo_id = KNOWN_MODELS.get(name, name)

@@ -32,6 +32,9 @@ Pieces (each a small module):
 - ``text``: ``encode_prompts`` (the pipeline's own encoding; SDXL: prompt + pooled embeds),
   ``injected_tokens`` (learned token vectors at placeholder positions), spaCy noun chunks /
   entity groups and their CLIP token positions.
+- ``switch``: ``PromptSwitch(at_step, embeds)`` — a step callback that swaps the conditional
+  prompt embeddings (SDXL: and pooled) so UNet call ``at_step`` is the first with the new
+  prompt (Prompt Queuing; I2H/H2I switching).
 - ``method``: ``ControlledMethod``, the ``Method`` base for methods built from controls.
 """
 
@@ -41,11 +44,12 @@ from .maps import CrossAttentionMaps, token_labels
 from .method import ControlledMethod
 from .processor import AttentionControl, AttentionController, ControlledAttnProcessor, LayerCall
 from .steps import StepState, StepWindow
+from .switch import PromptSwitch
 from .text import PromptEmbeds, encode_prompts, entity_groups, injected_tokens, noun_phrases, char_span_tokens
 
 __all__ = [
     "Amplify", "AttentionControl", "AttentionController", "ControlledAttnProcessor", "ControlledMethod",
-    "CrossAttentionMaps", "LayerCall", "LayerInfo", "LayerSelector", "ObjectFocusMask", "PromptEmbeds",
+    "CrossAttentionMaps", "LayerCall", "LayerInfo", "LayerSelector", "ObjectFocusMask", "PromptEmbeds", "PromptSwitch",
     "StepState", "StepWindow", "Temperature", "TokenReweight", "ValueMix", "attention_layers",
     "char_span_tokens", "cosine_curve", "encode_prompts", "entity_groups", "injected_tokens",
     "linear_curve", "noun_phrases", "token_labels", "token_weights",

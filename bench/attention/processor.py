@@ -1,0 +1,313 @@
+"""The attention processor that runs controls, and the controller that installs it.
+
+``ControlledAttnProcessor`` replaces the processor of one layer. At a step where none of its
+controls is active it calls the processor that was there before (diffusers'
+``AttnProcessor2_0``: the plain pipeline, byte for byte). Otherwise it computes q, k, v as
+``AttnProcessor2_0`` does and then:
+
+- the softmax scale is ``attn.scale`` times every control's ``scale_multiplier`` (passed to
+  ``F.scaled_dot_product_attention`` explicitly: ``AttnProcessor2_0`` ignores ``attn.scale``);
+- controls may replace the value input of the conditional rows (``value_states``) and add
+  logit biases on the conditional rows (``logit_bias``: token reweighting, amplification);
+- if no active control needs the probabilities, one SDPA call does it all (biases become a
+  float ``attn_mask``); otherwise the conditional rows are computed eagerly
+  (``softmax(q kᵀ · scale + bias)``, each control's ``edit_logits``, the softmax, each
+  ``edit_probs``, then ``observe``) and the
+  unconditional rows still go through SDPA.
+
+Conditional rows: with classifier-free guidance the UNet batch is ``[uncond; cond]`` (the
+diffusers SD/SDXL layout), so the second half; without guidance, all rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..method import installed_processors
+from .layers import LayerInfo, attention_layers, spatial_shape
+from .steps import StepState
+
+
+@dataclass
+class LayerCall:
+    """What a control sees of one attention call (shapes: B batch, H heads, N queries, T keys)."""
+
+    layer: LayerInfo
+    step: int
+    num_steps: int
+    batch: int
+    cond: slice  # conditional rows of the batch
+    heads: int
+    n_query: int
+    n_key: int
+    latent_hw: tuple[int, int] | None
+    encoder_hidden_states: torch.Tensor | None
+
+    @property
+    def n_cond(self) -> int:
+        return len(range(*self.cond.indices(self.batch)))
+
+    @property
+    def hw(self) -> tuple[int, int]:
+        """(h, w) of the query patches (for spatial maps)."""
+        return spatial_shape(self.n_query, self.layer.level, self.latent_hw)
+
+
+class AttentionControl:
+    """Base class of a control: which layers and steps, and hooks the processor calls.
+
+    ``layers``: a ``LayerSelector`` spec (``"cross"``, ``"self"``, a mapping) or a list of layer
+    names; ``steps``: a ``StepWindow`` or ``[start, stop]`` fractions (None = all steps).
+    Hooks (all optional): ``scale_multiplier``, ``value_states``, ``logit_bias`` and, for
+    controls with ``needs_probs = True``, ``edit_logits``, ``edit_probs`` and ``observe``.
+    """
+
+    needs_probs: bool = False
+    default_kind: str = "cross"
+
+    def __init__(self, layers: Any = None, steps: Any = None) -> None:
+        from .layers import LayerSelector
+        from .steps import StepWindow
+
+        self.layers_spec = layers
+        self.selector = None if isinstance(layers, (list, tuple)) else LayerSelector.of(layers, self.default_kind)
+        self.window = StepWindow.of(steps)
+
+    def layer_names(self, unet: Any) -> list[str]:
+        if self.selector is None:
+            return list(self.layers_spec)
+        return [info.name for info in self.selector.select(unet)]
+
+    def active(self, state: StepState) -> bool:
+        return self.window.contains(state.step, state.num_steps)
+
+    # hooks ---------------------------------------------------------------------------------
+    def scale_multiplier(self, call: LayerCall) -> float:
+        return 1.0
+
+    def value_states(self, call: LayerCall) -> torch.Tensor | None:
+        """Encoder states (n_cond, T, D) to compute the conditional rows' values from."""
+        return None
+
+    def logit_bias(self, call: LayerCall) -> torch.Tensor | None:
+        """Additive logits for the conditional rows, broadcastable to (n_cond, H, N, T)."""
+        return None
+
+    def edit_logits(self, call: LayerCall, logits: torch.Tensor) -> torch.Tensor:
+        """Logits (n_cond, H, N, T), float32, before the softmax."""
+        return logits
+
+    def edit_probs(self, call: LayerCall, probs: torch.Tensor) -> torch.Tensor:
+        """Probabilities (n_cond, H, N, T), float32, after the softmax (rows must stay normalised)."""
+        return probs
+
+    def observe(self, call: LayerCall, probs: torch.Tensor) -> None:
+        """The final probabilities of the conditional rows, (n_cond, H, N, T)."""
+
+
+class ControlledAttnProcessor:
+    """Processor of one layer running ``controls``; ``fallback`` when none is active."""
+
+    def __init__(self, controller: "AttentionController", layer: LayerInfo, controls: Sequence[AttentionControl], fallback: Any) -> None:
+        self.controller = controller
+        self.layer = layer
+        self.controls = list(controls)
+        self.fallback = fallback
+
+    def __call__(
+        self,
+        attn: Any,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        state = self.controller.state
+        active = [c for c in self.controls if c.active(state)]
+        if not active:
+            if temb is not None:
+                kwargs["temb"] = temb
+            return self.fallback(attn, hidden_states, encoder_hidden_states=encoder_hidden_states, attention_mask=attention_mask, **kwargs)
+        return self._controlled(attn, hidden_states, encoder_hidden_states, attention_mask, temb, active)
+
+    def _controlled(self, attn, hidden_states, encoder_hidden_states, attention_mask, temb, active):
+        residual = hidden_states
+        if attn.spatial_norm is not None:
+            hidden_states = attn.spatial_norm(hidden_states, temb)
+        input_ndim = hidden_states.ndim
+        if input_ndim == 4:
+            batch_size, channel, height, width = hidden_states.shape
+            hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
+        batch, n_query, _ = hidden_states.shape
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+
+        query = attn.to_q(hidden_states)
+        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+        if encoder_hidden_states is not None and attn.norm_cross:
+            context = attn.norm_encoder_hidden_states(context)
+        key = attn.to_k(context)
+        value = attn.to_v(context)
+        n_key = context.shape[1]
+        heads = attn.heads
+        head_dim = key.shape[-1] // heads
+
+        cond = self.controller.cond_rows(batch)
+        call = LayerCall(
+            layer=self.layer, step=self.controller.state.step, num_steps=self.controller.state.num_steps,
+            batch=batch, cond=cond, heads=heads, n_query=n_query, n_key=n_key,
+            latent_hw=self.controller.state.latent_hw, encoder_hidden_states=encoder_hidden_states,
+        )
+        for control in active:
+            states = control.value_states(call)
+            if states is not None:
+                if attn.norm_cross:
+                    states = attn.norm_encoder_hidden_states(states)
+                value = value.clone()
+                value[cond] = attn.to_v(states.to(device=value.device, dtype=value.dtype))
+                break
+
+        def split(x: torch.Tensor) -> torch.Tensor:
+            return x.view(batch, -1, heads, head_dim).transpose(1, 2)
+
+        query, key, value = split(query), split(key), split(value)
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
+
+        scale = float(attn.scale)
+        for control in active:
+            scale *= float(control.scale_multiplier(call))
+        bias = None
+        for control in active:
+            b = control.logit_bias(call)
+            if b is not None:
+                b = b.to(device=query.device, dtype=torch.float32)
+                bias = b if bias is None else bias + b
+        if attention_mask is not None:
+            attention_mask = attn.prepare_attention_mask(attention_mask, n_key, batch)
+            attention_mask = attention_mask.view(batch, heads, -1, attention_mask.shape[-1])
+
+        prob_controls = [c for c in active if c.needs_probs]
+        if not prob_controls:
+            mask = attention_mask
+            if bias is not None:
+                full = torch.zeros((batch, *bias.shape[1:]), dtype=query.dtype, device=query.device)
+                full[cond] = bias.to(query.dtype)
+                mask = full if mask is None else mask + full
+            out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=0.0, is_causal=False, scale=scale)
+        else:
+            out = query.new_empty((batch, heads, n_query, value.shape[-1]))
+            rows = torch.arange(batch, device=query.device)
+            cond_rows = rows[cond]
+            other = torch.ones(batch, dtype=torch.bool, device=query.device)
+            other[cond_rows] = False
+            if bool(other.any()):
+                m = None if attention_mask is None else attention_mask[other]
+                out[other] = F.scaled_dot_product_attention(query[other], key[other], value[other], attn_mask=m, scale=scale)
+            # eager rows in float32 (softmax of fp16 logits loses the small probabilities)
+            logits = torch.matmul(query[cond], key[cond].transpose(-1, -2)).float() * scale
+            if bias is not None:
+                logits = logits + bias
+            if attention_mask is not None:
+                logits = logits + attention_mask[cond].float()
+            for control in prob_controls:
+                logits = control.edit_logits(call, logits)
+            probs = logits.softmax(dim=-1)
+            for control in prob_controls:
+                probs = control.edit_probs(call, probs)
+            for control in prob_controls:
+                control.observe(call, probs)
+            out[cond] = torch.matmul(probs.to(value.dtype), value[cond])
+
+        hidden_states = out.transpose(1, 2).reshape(batch, -1, heads * head_dim).to(query.dtype)
+        hidden_states = attn.to_out[0](hidden_states)
+        hidden_states = attn.to_out[1](hidden_states)
+        if input_ndim == 4:
+            hidden_states = hidden_states.transpose(-1, -2).reshape(batch_size, channel, height, width)
+        if attn.residual_connection:
+            hidden_states = hidden_states + residual
+        return hidden_states / attn.rescale_output_factor
+
+
+class AttentionController:
+    """Several controls on one pipeline, one shared ``StepState``.
+
+    Usage::
+
+        ctl = AttentionController(pipe, [Temperature(0.8, layers="self", steps=(0, 0.2))])
+        images = ctl(prompt="a red cube", num_inference_steps=25).images   # installs, runs, restores
+
+    or by hand: ``ctl.begin(num_steps, height, width)``, ``with ctl.installed(): pipe(...,
+    callback_on_step_end=ctl.callback)``. Only the layers some control names get a
+    ``ControlledAttnProcessor``; every other layer keeps its processor. Nesting controllers
+    composes them (the inner one's fallback is the outer one's processor).
+    """
+
+    def __init__(self, pipe: Any, controls: Iterable[AttentionControl] = ()) -> None:
+        self.pipe = pipe
+        self.state = StepState()
+        self.controls: list[AttentionControl] = []
+        for control in controls:
+            self.add(control)
+
+    def add(self, control: AttentionControl) -> AttentionControl:
+        self.controls.append(control)
+        return control
+
+    def processors(self) -> dict[str, ControlledAttnProcessor]:
+        unet = self.pipe.unet
+        current = unet.attn_processors
+        infos = {info.name: info for info in attention_layers(unet)}
+        by_layer: dict[str, list[AttentionControl]] = {}
+        for control in self.controls:
+            for name in control.layer_names(unet):
+                if name not in infos:
+                    raise ValueError(f"no attention layer named {name!r} in this UNet")
+                by_layer.setdefault(name, []).append(control)
+        return {name: ControlledAttnProcessor(self, infos[name], cs, current[name]) for name, cs in by_layer.items()}
+
+    def installed(self) -> installed_processors:
+        return installed_processors(self.pipe, self.processors())
+
+    def begin(self, num_steps: int, height: int | None = None, width: int | None = None, cfg: bool | None = None) -> None:
+        """Reset the step counter before a pipeline call (heights/widths in pixels)."""
+        self.state.begin(num_steps, self.latent_hw(height, width), cfg)
+
+    def latent_hw(self, height: int | None, width: int | None) -> tuple[int, int]:
+        factor = int(getattr(self.pipe, "vae_scale_factor", 8))
+        default = int(self.pipe.unet.config.sample_size) * factor
+        return (int(height or default) // factor, int(width or default) // factor)
+
+    def callback(self, pipe: Any, step: int, timestep: Any, callback_kwargs: dict) -> dict:
+        """diffusers ``callback_on_step_end``: advances the shared step counter."""
+        self.state.advance(step)
+        return callback_kwargs
+
+    def cond_rows(self, batch: int) -> slice:
+        cfg = self.state.cfg
+        if cfg is None:
+            try:
+                cfg = bool(self.pipe.do_classifier_free_guidance)
+            except AttributeError:
+                cfg = False
+        return slice(batch // 2, batch) if cfg and batch % 2 == 0 else slice(0, batch)
+
+    def __call__(self, **pipe_kwargs: Any) -> Any:
+        """Run the pipeline with the controls installed (composes any given step callback)."""
+        self.begin(pipe_kwargs.get("num_inference_steps", 50), pipe_kwargs.get("height"), pipe_kwargs.get("width"))
+        user_cb = pipe_kwargs.pop("callback_on_step_end", None)
+
+        def callback(pipe, step, timestep, kw):
+            if user_cb is not None:
+                kw = user_cb(pipe, step, timestep, kw)
+            return self.callback(pipe, step, timestep, kw)
+
+        with self.installed():
+            return self.pipe(**pipe_kwargs, callback_on_step_end=callback)

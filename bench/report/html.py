@@ -1,0 +1,435 @@
+"""One self-contained HTML page per run: results table, sample grids, plots, analysis figures.
+
+``write_report(RUN)`` reads the run directory (the files are the truth: ``run.json``,
+``suite.yaml``, ``images/<method>/<set>/<id>-<index>.png`` + sidecars) and, when present,
+``RUN/results/aggregates.json`` (the scorers' format ``t2ibench-aggregates/1``: ``metrics``
+and ``rows`` of ``{method, prompt_set, metric, column, value, n, ci, lower_is_better,
+available, reason}``); it writes ``RUN/results/report.html`` (or ``out``).
+
+Everything the page shows is inlined (images as base64 PNG, CSS in the page): it opens from a
+mail attachment or a CI artifact the same. Links to analysis figures (PNG files under
+``RUN/analysis/`` or folders given with ``analysis_dirs``) are relative links plus an inlined
+thumbnail.
+
+Sections: header (suite, model, hashes, counts); results table (prompt set × method rows,
+one column per aggregate column, ``value ± half-width of the 95 % interval``, ``n``;
+"not available: reason" where a metric could not run; a note when no aggregates exist);
+plots (fairness discrepancy per tSA per method, when ``fd:<tSA>`` columns exist; a Fréchet
+distance vs CLIP Score scatter across methods, connected in guidance order when methods differ
+by a ``guidance`` parameter); per-method sample grids for the same prompts and seeds; analysis
+figures.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import io
+import json
+import os
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+REPORT_NAME = "report.html"
+THUMB_MAX = 192  # longest side of an inlined sample image, pixels
+
+CSS = """
+body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1400px}
+h1{font-size:22px;margin-bottom:4px} h2{font-size:18px;margin-top:28px;border-bottom:1px solid #ddd;padding-bottom:4px}
+h3{font-size:15px;margin:18px 0 6px} .meta{color:#555;font-size:13px} .note{color:#8a5a00;font-size:13px}
+table{border-collapse:collapse;font-size:13px;margin:6px 0}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.na{color:#999;font-style:italic} .best{font-weight:bold}
+table.grid td{text-align:center;font-size:11px;padding:3px}
+table.grid img{width:96px;height:96px;image-rendering:pixelated;display:block;margin:auto}
+.figs{display:flex;flex-wrap:wrap;gap:16px} .figs figure{margin:0;max-width:620px}
+.figs img{max-width:600px;border:1px solid #ddd} figcaption{font-size:12px;color:#555}
+code{background:#f5f5f5;padding:1px 3px}
+"""
+
+
+# -- reading the run --------------------------------------------------------------------------
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError, OSError):
+        return None
+
+
+def _records(run: Path) -> list[dict[str, Any]]:
+    """Finished images: sidecar dicts with ``png`` added (sidecar present and parsable, PNG present)."""
+    out = []
+    images = run / "images"
+    if not images.is_dir():
+        return out
+    for meta_path in sorted(images.rglob("*.json")):
+        if meta_path.name.startswith("."):
+            continue
+        meta = _read_json(meta_path)
+        png = meta_path.with_suffix(".png")
+        if isinstance(meta, dict) and png.is_file():
+            rel = meta_path.relative_to(images).with_suffix("")
+            parts = rel.parts
+            meta = dict(meta)
+            meta.setdefault("method", parts[0] if len(parts) > 2 else "?")
+            meta.setdefault("prompt_set", parts[1] if len(parts) > 2 else "?")
+            stem = parts[-1]
+            pid, _, idx = stem.rpartition("-")
+            meta.setdefault("prompt_id", pid or stem)
+            meta.setdefault("index", int(idx) if idx.isdigit() else 0)
+            meta["png"] = png
+            out.append(meta)
+    return out
+
+
+def _suite_yaml(run: Path) -> dict[str, Any]:
+    try:
+        import yaml
+
+        data = yaml.safe_load((run / "suite.yaml").read_text())
+        return data if isinstance(data, dict) else {}
+    except Exception:  # a report must render even for a damaged run
+        return {}
+
+
+# -- encoding ---------------------------------------------------------------------------------
+def _png_b64(path_or_image: Any, max_side: int | None = THUMB_MAX) -> str:
+    from PIL import Image
+
+    im = Image.open(path_or_image) if isinstance(path_or_image, (str, Path)) else path_or_image
+    im = im.convert("RGB")
+    if max_side and max(im.size) > max_side:
+        im.thumbnail((max_side, max_side), Image.BICUBIC)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", optimize=True)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _img_tag(b64: str, alt: str = "", cls: str = "") -> str:
+    c = f' class="{cls}"' if cls else ""
+    return f'<img{c} alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
+
+
+def _fig_b64(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _figure(w: float, h: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(w, h), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _fmt(x: Any) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, float):
+        return f"{x:.4g}"
+    return str(x)
+
+
+def _esc(x: Any) -> str:
+    return html.escape(str(x))
+
+
+# -- results table ----------------------------------------------------------------------------
+def _ci_half(ci: Any) -> float | None:
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(v, (int, float)) for v in ci):
+        return (ci[1] - ci[0]) / 2
+    if isinstance(ci, (int, float)):
+        return float(ci)
+    return None
+
+
+def results_table(agg: Mapping[str, Any] | None) -> str:
+    if not agg:
+        return '<p class="note">No aggregates: run <code>t2ibench score RUN</code> to fill the results table.</p>'
+    rows = [r for r in agg.get("rows", []) if isinstance(r, dict)]
+    parts = []
+    unavailable = {k: v for k, v in (agg.get("metrics") or {}).items() if isinstance(v, dict) and v.get("available") is False}
+    if not rows and not unavailable:
+        return '<p class="note">The aggregates file has no rows.</p>'
+    by_set: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_set[str(r.get("prompt_set", "?"))].append(r)
+    for pset, rs in sorted(by_set.items()):
+        columns = list(dict.fromkeys(str(r.get("column", r.get("metric", "?"))) for r in rs))
+        methods = list(dict.fromkeys(str(r.get("method", "?")) for r in rs))
+        cell: dict[tuple[str, str], dict] = {(str(r.get("method")), str(r.get("column", r.get("metric")))): r for r in rs}
+        best: dict[str, str] = {}
+        for c in columns:
+            vals = [(cell[(m, c)].get("value"), m) for m in methods if (m, c) in cell and isinstance(cell[(m, c)].get("value"), (int, float))]
+            if len(vals) > 1:
+                lower = any(cell[(m, c)].get("lower_is_better") for _, m in vals)
+                best[c] = (min(vals) if lower else max(vals))[1]
+        head = "".join(
+            f"<th>{_esc(c)}{' ↓' if any(cell.get((m, c), {}).get('lower_is_better') for m in methods) else ''}</th>"
+            for c in columns
+        )
+        body = []
+        for m in methods:
+            tds = []
+            for c in columns:
+                r = cell.get((m, c))
+                if r is None:
+                    tds.append('<td class="na"></td>')
+                elif r.get("available") is False or r.get("value") is None:
+                    tds.append(f'<td class="na">not available: {_esc(r.get("reason") or "no value")}</td>')
+                else:
+                    half = _ci_half(r.get("ci"))
+                    txt = _fmt(r.get("value")) + (f" ± {_fmt(half)}" if half is not None else "")
+                    n = f' <span class="meta">(n={_esc(r.get("n"))})</span>' if r.get("n") is not None else ""
+                    cls = "num best" if best.get(c) == m else "num"
+                    tds.append(f'<td class="{cls}">{_esc(txt)}{n}</td>')
+            body.append(f"<tr><th>{_esc(m)}</th>{''.join(tds)}</tr>")
+        parts.append(f"<h3>prompt set: {_esc(pset)}</h3><table><tr><th>method</th>{head}</tr>{''.join(body)}</table>")
+    if unavailable:
+        items = "".join(f"<li><b>{_esc(k)}</b>: not available: {_esc(v.get('reason'))}</li>" for k, v in unavailable.items())
+        parts.append(f'<p class="note">Metrics that could not run:</p><ul class="note">{items}</ul>')
+    parts.append('<p class="meta">value ± half-width of the 95 % interval; n = images; ↓ lower is better; bold = best in column.</p>')
+    conv = {k: v.get("conventions") for k, v in (agg.get("metrics") or {}).items() if isinstance(v, dict) and v.get("conventions")}
+    if conv:
+        items = "".join(f"<li><b>{_esc(k)}</b>: {_esc(json.dumps(v, sort_keys=True))}</li>" for k, v in conv.items())
+        parts.append(f'<details><summary class="meta">metric conventions</summary><ul class="meta">{items}</ul></details>')
+    return "".join(parts)
+
+
+# -- plots ------------------------------------------------------------------------------------
+FD_COLUMN = re.compile(r"(?:^|\.)fd:(?P<tsa>.+)$")
+
+
+def _metric_name(agg: Mapping[str, Any], label: str) -> str:
+    info = (agg.get("metrics") or {}).get(label) or {}
+    return str(info.get("name") or label)
+
+
+def fd_plot(agg: Mapping[str, Any] | None) -> str | None:
+    """Grouped bars: FD per tSA (x) per method (bars), error bars from the 95 % interval."""
+    if not agg:
+        return None
+    vals: dict[str, dict[str, tuple[float, float]]] = defaultdict(dict)
+    for r in agg.get("rows", []):
+        m = FD_COLUMN.search(str(r.get("column", "")))
+        if m and isinstance(r.get("value"), (int, float)):
+            half = _ci_half(r.get("ci")) or 0.0
+            vals[str(r.get("method"))][m.group("tsa")] = (float(r["value"]), half)
+    if not vals:
+        return None
+    tsas = sorted({t for d in vals.values() for t in d})
+    methods = list(vals)
+    fig = _figure(max(4.5, 1.2 * len(tsas) + 2), 3.4)
+    ax = fig.add_subplot(1, 1, 1)
+    width = 0.8 / len(methods)
+    for k, m in enumerate(methods):
+        xs = [i + (k - (len(methods) - 1) / 2) * width for i in range(len(tsas))]
+        ys = [vals[m].get(t, (float("nan"), 0))[0] for t in tsas]
+        es = [vals[m].get(t, (0, 0))[1] for t in tsas]
+        ax.bar(xs, ys, width, yerr=es, capsize=3, label=m)
+    ax.set_xticks(range(len(tsas)))
+    ax.set_xticklabels(tsas, rotation=15)
+    ax.set_ylabel("fairness discrepancy (lower is fairer)")
+    ax.set_title("FD per tSA per method")
+    ax.legend(fontsize=8)
+    return _fig_b64(fig)
+
+
+def _guidance_of(method: str, suite: Mapping[str, Any]) -> float | None:
+    for spec in suite.get("methods", []) or []:
+        if isinstance(spec, dict) and (spec.get("label") or spec.get("name")) == method:
+            g = (spec.get("params") or {}).get("guidance")
+            return float(g) if isinstance(g, (int, float)) else None
+    return None
+
+
+def quality_alignment_plot(agg: Mapping[str, Any] | None, suite: Mapping[str, Any]) -> str | None:
+    """Fréchet distance (x) vs CLIP Score (y) per method and prompt set where both exist."""
+    if not agg:
+        return None
+    fid: dict[tuple[str, str], float] = {}
+    clip: dict[tuple[str, str], float] = {}
+    for r in agg.get("rows", []):
+        if not isinstance(r.get("value"), (int, float)):
+            continue
+        name = _metric_name(agg, str(r.get("metric", ""))).lower()
+        col = str(r.get("column", "")).lower()
+        key = (str(r.get("method")), str(r.get("prompt_set")))
+        if ("fid" in name or "frechet" in name or "fid" in col) and ":" not in col:
+            fid.setdefault(key, float(r["value"]))
+        elif "clip_score" in name or "clip_score" in col:
+            clip.setdefault(key, float(r["value"]))
+    keys = [k for k in fid if k in clip]
+    if not keys:
+        return None
+    fig = _figure(5.2, 3.8)
+    ax = fig.add_subplot(1, 1, 1)
+    for k in keys:
+        ax.scatter(fid[k], clip[k], s=30)
+        ax.annotate(f"{k[0]} ({k[1]})", (fid[k], clip[k]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    sweep = sorted(((g, k) for k in keys if (g := _guidance_of(k[0], suite)) is not None))
+    if len(sweep) > 1:
+        ax.plot([fid[k] for _, k in sweep], [clip[k] for _, k in sweep], "--", color="#888", lw=1)
+        for g, k in sweep:
+            ax.annotate(f"w={g:g}", (fid[k], clip[k]), fontsize=7, xytext=(3, -10), textcoords="offset points", color="#555")
+    ax.margins(0.25)
+    ax.set_xlabel("Fréchet distance (lower is better)")
+    ax.set_ylabel("CLIP Score (higher is better)")
+    ax.set_title("quality vs alignment across methods")
+    return _fig_b64(fig)
+
+
+# -- sample grids -----------------------------------------------------------------------------
+def _method_order(suite: Mapping[str, Any]) -> list[str]:
+    out = []
+    for spec in suite.get("methods", []) or []:
+        if isinstance(spec, dict) and (spec.get("label") or spec.get("name")):
+            out.append(str(spec.get("label") or spec.get("name")))
+    return out
+
+
+def sample_grids(
+    records: Sequence[Mapping[str, Any]], max_prompts: int = 6, max_images: int = 2, order: Sequence[str] = ()
+) -> str:
+    """Per prompt set: rows = (prompt, image index/seed), columns = methods (suite order); same prompts and seeds."""
+    if not records:
+        return '<p class="note">No finished images in this run.</p>'
+    by_set: dict[str, dict[tuple[str, int], dict[str, Mapping]]] = defaultdict(lambda: defaultdict(dict))
+    methods_of: dict[str, list[str]] = defaultdict(list)
+    for r in records:
+        s = str(r.get("prompt_set"))
+        m = str(r.get("method"))
+        by_set[s][(str(r.get("prompt_id")), int(r.get("index", 0)))][m] = r
+        if m not in methods_of[s]:
+            methods_of[s].append(m)
+    parts = []
+    for s in sorted(by_set):
+        cells = by_set[s]
+        rank = {m: i for i, m in enumerate(order)}
+        methods = sorted(methods_of[s], key=lambda m: (rank.get(m, len(rank)), methods_of[s].index(m)))
+        prompts = list(dict.fromkeys(pid for pid, _ in sorted(cells)))[:max_prompts]
+        head = "".join(f"<th>{_esc(m)}</th>" for m in methods)
+        body = []
+        for pid in prompts:
+            idxs = sorted(i for p, i in cells if p == pid)[:max_images]
+            for i in idxs:
+                row = cells[(pid, i)]
+                any_r = next(iter(row.values()))
+                prompt = any_r.get("prompt", pid)
+                seed = any_r.get("seed", "?")
+                label = f"<b>{_esc(pid)}</b> #{i}<br>seed {_esc(seed)}<br><span class='meta'>{_esc(prompt)}</span>"
+                tds = []
+                for m in methods:
+                    r = row.get(m)
+                    if r is None:
+                        tds.append('<td class="na">–</td>')
+                        continue
+                    extra = r.get("category")
+                    cap = f"<br><span class='meta'>{_esc(extra)}</span>" if extra else ""
+                    tds.append(f"<td>{_img_tag(_png_b64(r['png']), f'{m} {pid} {i}')}{cap}</td>")
+                body.append(f"<tr><td style='max-width:220px'>{label}</td>{''.join(tds)}</tr>")
+        shown = len(prompts)
+        total = len({p for p, _ in cells})
+        parts.append(
+            f"<h3>prompt set: {_esc(s)} <span class='meta'>({shown} of {total} prompts, up to {max_images} images each)</span></h3>"
+            f"<table class='grid'><tr><th>prompt / seed</th>{head}</tr>{''.join(body)}</table>"
+        )
+    return "".join(parts)
+
+
+# -- analysis figures -------------------------------------------------------------------------
+def analysis_figures(dirs: Iterable[Path], report_dir: Path, limit: int = 40) -> str:
+    pngs: list[Path] = []
+    for d in dirs:
+        if d.is_dir():
+            pngs += sorted(p for p in d.rglob("*.png") if not p.name.endswith(".tmp.png"))
+    if not pngs:
+        return ('<p class="note">No analysis figures found. Write them into <code>RUN/analysis/</code> with '
+                '<code>t2ibench analyze maps|switch|pid ... --out RUN/analysis/&lt;name&gt;</code>.</p>')
+    items = []
+    for p in pngs[:limit]:
+        rel = os.path.relpath(p, report_dir)
+        items.append(
+            f"<figure><a href='{html.escape(Path(rel).as_posix())}'>{_img_tag(_png_b64(p, max_side=600), p.name)}</a>"
+            f"<figcaption>{_esc(Path(rel).as_posix())}</figcaption></figure>"
+        )
+    more = f"<p class='meta'>{len(pngs) - limit} more not shown.</p>" if len(pngs) > limit else ""
+    return f"<div class='figs'>{''.join(items)}</div>{more}"
+
+
+# -- the page ---------------------------------------------------------------------------------
+def render_report(
+    run: str | Path,
+    out: str | Path | None = None,
+    *,
+    analysis_dirs: Sequence[str | Path] = (),
+    max_prompts: int = 6,
+    max_images: int = 2,
+) -> str:
+    """The report page's HTML for run directory ``run`` (links relative to ``out``'s folder)."""
+    run = Path(run)
+    out = Path(out) if out else run / "results" / REPORT_NAME
+    info = _read_json(run / "run.json") or {}
+    suite = _suite_yaml(run)
+    agg = _read_json(run / "results" / "aggregates.json")
+    if agg is not None and not isinstance(agg, dict):
+        agg = None
+    records = _records(run)
+    name = info.get("suite") or suite.get("name") or run.name
+    n_methods = len({r.get("method") for r in records})
+    header = (
+        f"<h1>t2ibench report: {_esc(name)}</h1>"
+        f"<p class='meta'>run <code>{_esc(run)}</code> · model {_esc(suite.get('model', (agg or {}).get('model', '?')))}"
+        f" · suite hash {_esc(str(info.get('suite_hash', '?'))[:12])} · t2ibench {_esc(info.get('t2ibench', '?'))}"
+        f" · {len(records)} images, {n_methods} methods · generated {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC</p>"
+    )
+    if suite.get("description"):
+        header += f"<p>{_esc(suite['description'])}</p>"
+    sampler = suite.get("sampler")
+    if isinstance(sampler, dict):
+        header += f"<p class='meta'>sampler: {_esc(', '.join(f'{k}={v}' for k, v in sampler.items()))}</p>"
+    plots = []
+    fd = fd_plot(agg)
+    if fd:
+        plots.append(f"<figure>{_img_tag(fd, 'FD per tSA')}<figcaption>Fairness discrepancy per tSA and method (bars: 95 % interval).</figcaption></figure>")
+    qa = quality_alignment_plot(agg, suite)
+    if qa:
+        plots.append(f"<figure>{_img_tag(qa, 'FD vs CLIP Score')}<figcaption>Fréchet distance vs CLIP Score per method (a guidance sweep is connected in order of w).</figcaption></figure>")
+    plots_html = f"<div class='figs'>{''.join(plots)}</div>" if plots else '<p class="note">No plottable aggregates (FD per tSA, or both a Fréchet distance and CLIP Score).</p>'
+    dirs = [run / "analysis", *[Path(d) for d in analysis_dirs]]
+    body = (
+        header
+        + "<h2>Results</h2>" + results_table(agg)
+        + "<h2>Plots</h2>" + plots_html
+        + "<h2>Samples</h2><p class='meta'>Each row: one prompt and image index, so the same seed across methods.</p>"
+        + sample_grids(records, max_prompts, max_images, _method_order(suite))
+        + "<h2>Analysis figures</h2>" + analysis_figures(dirs, out.parent)
+    )
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>t2ibench: {_esc(name)}</title>"
+        f"<style>{CSS}</style></head><body>{body}</body></html>"
+    )
+
+
+def write_report(run: str | Path, out: str | Path | None = None, **kwargs: Any) -> Path:
+    """Write the report of ``run`` to ``out`` (default ``RUN/results/report.html``); returns the path."""
+    from ..store import atomic_write_text
+
+    run = Path(run)
+    if not run.is_dir():
+        from ..errors import UserError
+
+        raise UserError(f"report: {run} is not a directory; expected a run directory (the --out of `t2ibench generate`)")
+    out = Path(out) if out else run / "results" / REPORT_NAME
+    page = render_report(run, out, **kwargs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, page)
+    return out

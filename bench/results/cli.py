@@ -1,0 +1,81 @@
+"""``t2ibench score | table | check``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def _csv(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def cmd_score(args) -> int:
+    from .scoring import score_run
+
+    shard = None
+    if args.shard:
+        try:
+            rank, world = (int(x) for x in args.shard.split("/"))
+            assert 0 <= rank < world
+        except (ValueError, AssertionError):
+            from ..errors import UserError
+
+            raise UserError(f"--shard {args.shard!r}: expected i/n with 0 <= i < n") from None
+        shard = (rank, world)
+    out = score_run(Path(args.run), args.metrics, quiet=args.quiet, shard=shard)
+    for label, info in out["metrics"].items():
+        if info.get("available"):
+            print(f"{label}: {info.get('newly_scored', 0)} newly scored, {info.get('cached', 0)} cached")
+        else:
+            print(f"{label}: not available: {info.get('reason')}")
+    if shard:
+        print(f"t2ibench: shard {shard[0]}/{shard[1]} scored; run `t2ibench score {args.run}` once all shards are done to aggregate")
+        return 0
+    print(f"t2ibench: aggregates in {Path(args.run) / 'results' / 'aggregates.json'}")
+    return 0
+
+
+def cmd_table(args) -> int:
+    from .table import write_tables
+
+    text = write_tables([Path(r) for r in args.runs], Path(args.output) if args.output else None, args.format)
+    if args.output:
+        print(f"t2ibench: wrote {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_check(args) -> int:
+    from .check import check_run
+
+    failures, compared = check_run(Path(args.run), Path(args.against), Path(args.tolerance) if args.tolerance else None)
+    if failures:
+        print(f"t2ibench check: {len(failures)} of {compared} entries worse than the reference beyond tolerance:")
+        for f in failures:
+            print(f"  {f.line()}")
+        return 1
+    print(f"t2ibench check: {compared} entries within tolerance of {args.against}")
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    p = subparsers.add_parser("score", help="score a run directory incrementally (cached per image)")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--metrics", type=_csv, help="only these metrics (labels or names), comma-separated")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--shard", help="i/n: score only this share of the missing images, no aggregates (parallel ranks)")
+    p.set_defaults(func=cmd_score)
+
+    p = subparsers.add_parser("table", help="method x metric tables of one or more scored runs")
+    p.add_argument("runs", nargs="+", help="run directories (scored)")
+    p.add_argument("-o", "--output", help="write to this file (e.g. leaderboard.md); default stdout")
+    p.add_argument("--format", default="md", choices=["md", "csv", "json"], help="md (default), csv, or json (the reference format of check)")
+    p.set_defaults(func=cmd_table)
+
+    p = subparsers.add_parser("check", help="exit 1 if a scored run got worse than a reference table beyond tolerance")
+    p.add_argument("run", help="run directory (scored)")
+    p.add_argument("--against", required=True, help="reference JSON written by `t2ibench table --format json`")
+    p.add_argument("--tolerance", help="tolerance file (JSON/YAML; see t2ibench.results.check)")
+    p.set_defaults(func=cmd_check)

@@ -1,0 +1,239 @@
+"""Scoring a run directory: per-image values (cached), then aggregates per (method, prompt set, metric).
+
+``score_run(RUN)`` reads the finished images (``RunDir.records()``), the suite's metric specs,
+scores only images whose (content hash, per-image inputs, metric configuration) is not cached
+yet, and writes ``RUN/results/aggregates.json``::
+
+    {"format": "t2ibench-aggregates/1", "suite": ..., "suite_hash": ..., "t2ibench": ...,
+     "metrics": {label: {"name", "params", "prompt_sets", "available", "reason", "config",
+                         "conventions", "newly_scored", "cached"}},
+     "rows": [{"method", "prompt_set", "metric" (label), "column", "value", "n", "ci",
+               "lower_is_better", "available", "reason", ...extras}]}
+
+A metric whose model or data is missing gets ``available: false`` and ``reason``
+("not available: <reason>" in the tables) — never a number.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..errors import UserError
+from ..store import RunDir, atomic_write_json
+from .cache import ScoreCache, chunks, item_key
+
+AGGREGATES = "aggregates.json"
+
+
+def _metrics_module():
+    from t2ibench.metrics import common
+
+    return common
+
+
+def column_id(label: str, scorer_name: str, column: str) -> str:
+    """Table column of one aggregate entry: ``fid``, ``fd:Smiling``, ``<label>.fd:Smiling``..."""
+    if column == scorer_name:
+        return label
+    if label == scorer_name:
+        return column
+    return f"{label}.{column}"
+
+
+def _metric_specs(suite, metrics: list[str] | None):
+    from ..registry import METRICS
+    from ..suite import MetricSpec
+
+    specs = list(suite.metrics)
+    if not metrics:
+        return specs
+    by_key = {s.label: s for s in specs} | {s.name: s for s in specs}
+    chosen = []
+    for m in metrics:
+        if m in by_key:
+            chosen.append(by_key[m])
+        elif m in METRICS:
+            chosen.append(MetricSpec(name=m))
+        else:
+            raise UserError(
+                f"--metrics: {m!r} is neither a metric of suite {suite.name!r} ({sorted(s.label for s in specs)}) "
+                f"nor a registered metric ({METRICS.names()})"
+            )
+    return chosen
+
+
+def build_scorer(spec, where: str = ""):
+    """The Scorer of a metric spec (``name`` from the registry, ``params`` as keyword arguments)."""
+    from ..registry import METRICS
+
+    cls = METRICS.get(spec.name, where=where)
+    try:
+        return cls(**dict(spec.params))
+    except TypeError as exc:
+        raise UserError(f"{where or spec.label}: bad params for metric {spec.name!r}: {exc}") from None
+
+
+def _log(msg: str, quiet: bool) -> None:
+    if not quiet:
+        print(f"t2ibench score: {msg}", file=sys.stderr)
+
+
+def score_metric(
+    run: RunDir, records: list, spec, scorer, *, quiet: bool = True, shard: tuple[int, int] | None = None
+) -> dict[str, Any]:
+    """Score ``records`` with one scorer (cache-aware) and aggregate. Returns the metric's info and rows.
+
+    shard=(rank, world_size): score only every world_size-th missing item starting at rank, and
+    skip aggregation (the per-image cache is shared; a later unsharded call aggregates).
+    """
+    common = _metrics_module()
+    info: dict[str, Any] = {"name": spec.name, "params": dict(spec.params), "prompt_sets": spec.prompt_sets}
+    wanted = [r for r in records if spec.prompt_sets is None or r.meta.get("prompt_set") in spec.prompt_sets]
+    wanted = [r for r in wanted if scorer.applies(r.meta)]  # e.g. fairness: fairness prompt sets only
+    try:
+        scorer.check_available()
+        config = {"scorer": spec.name, **scorer.config()}
+    except common.NotAvailable as exc:
+        return _not_available(info, wanted, spec, str(exc))
+
+    chash = common.config_hash(config)
+    cache = ScoreCache(run.scores_dir, spec.label, chash, config, scorer.value_kind)
+    keys = [item_key(r.meta.get("image_sha256", ""), scorer.item_inputs(r.meta)) for r in wanted]
+    cached = cache.load()
+    todo = [(k, r) for k, r in zip(keys, wanted) if k not in cached]
+    # the same pixels+inputs may appear twice in a run: score each key once
+    seen: set[str] = set()
+    todo = [(k, r) for k, r in todo if not (k in seen or seen.add(k))]
+    if shard is not None:  # by item key: stable whatever other shards have cached already
+        todo = [(k, r) for k, r in todo if int(k[:8], 16) % shard[1] == shard[0]]
+    t0 = time.perf_counter()
+    for batch in chunks(todo, int(getattr(scorer, "batch_size", 16))):
+        images = [r.load_image() for _, r in batch]
+        values = scorer.score(images, [r.meta for _, r in batch])
+        new = {k: v for (k, _), v in zip(batch, values)}
+        cache.add(new)
+        cached.update(new)
+    if todo:
+        _log(f"{spec.label}: scored {len(todo)} new images in {time.perf_counter() - t0:.1f}s ({len(wanted) - len(todo)} cached)", quiet)
+    info.update(available=True, reason=None, config=config, config_hash=chash, newly_scored=len(todo),
+                cached=len(wanted) - len(todo))
+    if shard is not None:
+        info["rows"] = []
+        return info
+    try:
+        info["conventions"] = scorer.conventions()
+    except common.NotAvailable as exc:  # pragma: no cover - conventions never load more than check_available
+        info["conventions"] = {"error": str(exc)}
+
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, r in enumerate(wanted):
+        groups[(str(r.meta.get("method")), str(r.meta.get("prompt_set")))].append(i)
+    rows = []
+    for (method, pset), idx in sorted(groups.items()):
+        base = {"method": method, "prompt_set": pset, "metric": spec.label, "metric_name": spec.name}
+        try:
+            entries = scorer.aggregate([cached[keys[i]] for i in idx], [wanted[i].meta for i in idx])
+        except common.NotAvailable as exc:
+            rows.append({**base, "column": spec.label, "available": False, "reason": str(exc), "value": None,
+                         "n": len(idx), "ci": None, "lower_is_better": scorer.lower_is_better})
+            continue
+        for col, entry in entries.items():
+            rows.append({**base, "column": column_id(spec.label, scorer.name, col), "available": True, "reason": None,
+                         **_jsonable(entry)})
+    info["rows"] = rows
+    return info
+
+
+def _not_available(info: dict, records: list, spec, reason: str) -> dict[str, Any]:
+    info.update(available=False, reason=reason, config=None, conventions={})
+    groups = sorted({(str(r.meta.get("method")), str(r.meta.get("prompt_set"))) for r in records})
+    info["rows"] = [
+        {"method": m, "prompt_set": p, "metric": spec.label, "metric_name": spec.name, "column": spec.label,
+         "available": False, "reason": reason, "value": None, "n": 0, "ci": None, "lower_is_better": None}
+        for m, p in groups
+    ]
+    return info
+
+
+def _jsonable(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and obj != obj:
+        return None
+    return obj
+
+
+def score_run(
+    run_dir: Path | str,
+    metrics: list[str] | None = None,
+    *,
+    quiet: bool = True,
+    scorers: dict[str, Any] | None = None,
+    shard: tuple[int, int] | None = None,
+) -> dict[str, Any]:
+    """Score a run directory incrementally; write and return ``RUN/results/aggregates.json``'s content.
+
+    shard=(rank, world_size): this process scores its share of the missing per-image values
+    only and writes no aggregates (ranks of ``accelerate launch``); run once more unsharded
+    afterwards (no model forward then) to aggregate.
+
+    metrics: labels or names of the suite's metrics (default all), or registered metric names
+    not in the suite (default params). scorers: optional prebuilt ``{label: Scorer}`` (tests,
+    callers that already hold models).
+    """
+    run = RunDir(run_dir)
+    suite = run.suite()
+    info = run.run_info()
+    records = list(run.records())
+    specs = _metric_specs(suite, metrics)
+    out: dict[str, Any] = {
+        "format": "t2ibench-aggregates/1",
+        "run": str(Path(run_dir)),
+        "suite": suite.name,
+        "suite_hash": info.get("suite_hash", suite.hash),
+        "model": suite.model,
+        "t2ibench": __version__,
+        "n_images": len(records),
+        "metrics": {},
+        "rows": [],
+    }
+    previous = load_aggregates(run_dir, missing_ok=True) if metrics or shard else None
+    for i, spec in enumerate(specs):
+        scorer = (scorers or {}).get(spec.label) or build_scorer(spec, where=f"metrics[{i}] ({spec.label})")
+        m = score_metric(run, records, spec, scorer, quiet=quiet, shard=shard)
+        out["rows"] += m.pop("rows")
+        out["metrics"][spec.label] = m
+    if shard is not None:
+        out["rows"] = []
+        return out
+    if previous:  # keep the other metrics' results when scoring a subset
+        done = set(out["metrics"])
+        out["metrics"] = {**{k: v for k, v in previous.get("metrics", {}).items() if k not in done}, **out["metrics"]}
+        out["rows"] = [r for r in previous.get("rows", []) if r.get("metric") not in done] + out["rows"]
+    atomic_write_json(run.results_dir / AGGREGATES, out)
+    return out
+
+
+def load_aggregates(run_dir: Path | str, *, missing_ok: bool = False) -> dict[str, Any] | None:
+    import json
+
+    path = Path(run_dir) / "results" / AGGREGATES
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        if missing_ok:
+            return None
+        raise UserError(f"{path} not found; run `t2ibench score {run_dir}` first") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc.msg}); re-run `t2ibench score {run_dir}`") from None

@@ -1,0 +1,359 @@
+"""``t2ibench world eval``: the held-out figures of every tinyworld model, and the model cards.
+
+Figures (all on renders from the held-out seed range, never trained on):
+- evaluator: accuracy per attribute (family, background, per-cell shape incl. empty, per-cell
+  colour and texture of occupied cells, object count, skin, hair, eyeglasses, smiling);
+- tiny CLIP: zero-shot accuracy per face tSA on balanced faces (class prompts = the hard
+  prompts, argmax of logit-scaled cosine similarity);
+- VAE: reconstruction PSNR (dB, images in [0, 1], mean over images of per-image PSNR);
+- pipeline (vanilla, PNDM, ``steps`` steps, guidance ``guidance``): alignment accuracy per
+  category by the evaluator (single-object colour prompts = "shape and colour right"),
+  attribute-naming headshot prompts, the neutral prompt's FD per tSA next to the FD of a
+  balanced set of renders and of the training distribution, binding / count / relation error
+  rates. FD = ||p_hat - uniform||_2 over evaluator argmax predictions.
+
+Results go to ``OUT/eval.json`` and into the model cards ``OUT/{pipeline,clip,evaluator}/README.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import data as D
+from .evaluator import TSAS, check_prompt, load_evaluator, targets_from_labels
+from .paths import weights_dir
+from .render import FACE_BIAS
+
+
+def _log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+@torch.inference_mode()
+def eval_evaluator(out: Path, n: int = 2000) -> dict[str, Any]:
+    from .sets import heldout
+
+    ev = load_evaluator(out / "evaluator")
+    imgs_o, _, lab_o = heldout(n // 2, "objects")
+    imgs_f, _, lab_f = heldout(n - n // 2, "face", face_dist="uniform")
+    labels = lab_o + lab_f
+    x = D.to_tensor(np.concatenate([imgs_o, imgs_f]))
+    lg = ev.logits(x)
+    tg = targets_from_labels(labels)
+    acc = {}
+    for name in ("family", "background", "skin", "hair", "eyeglasses", "smiling"):
+        valid = tg[name][:, 0] != -100
+        acc[name] = float((lg[name][:, 0].argmax(-1) == tg[name][:, 0])[valid].float().mean())
+    for name, key in (("cell_shape", "object_shape_per_cell"), ("cell_color", "object_color"),
+                      ("cell_texture", "object_texture")):
+        valid = tg[name] != -100
+        acc[key] = float((lg[name].argmax(-1) == tg[name])[valid].float().mean())
+    pred = ev.predict(x)
+    n_obj = len(lab_o)
+    acc["object_count"] = float(np.mean([pred["count"][i] == len(lab_o[i]["objects"]) for i in range(n_obj)]))
+    acc["object_scene_exact"] = float(np.mean([
+        sorted((o["row"], o["col"], o["shape"], o["color"], o["texture"]) for o in pred["objects"][i])
+        == sorted((o["row"], o["col"], o["shape"], o["color"], o["texture"]) for o in lab_o[i]["objects"])
+        for i in range(n_obj)]))
+    per_attr = {k: v for k, v in acc.items() if k != "object_scene_exact"}
+    return {"n_images": len(labels), "accuracy": acc, "min_attribute": min(per_attr.values()),
+            "target": 0.97, "met": min(per_attr.values()) >= 0.97}
+
+
+@torch.inference_mode()
+def clip_zero_shot(model, tok, images01: torch.Tensor, class_prompts: list[str]) -> np.ndarray:
+    """Argmax class index per image (logit-scaled cosine similarity)."""
+    ids = tok(class_prompts, padding=True, return_tensors="pt").input_ids
+    t = model.get_text_features(input_ids=ids)
+    t = getattr(t, "pooler_output", t)
+    preds = []
+    for i in range(0, images01.shape[0], 256):
+        v = model.get_image_features(pixel_values=D.clip_normalize(images01[i : i + 256]))
+        v = getattr(v, "pooler_output", v)
+        sim = torch.nn.functional.normalize(v, dim=-1) @ torch.nn.functional.normalize(t, dim=-1).t()
+        preds.append((model.logit_scale.exp() * sim).argmax(-1))
+    return torch.cat(preds).numpy()
+
+
+def eval_clip(out: Path, n_per_category: int = 150) -> dict[str, Any]:
+    from .clip import load_clip
+    from .prompts import fairness_meta
+    from .sets import reference_set
+
+    model, tok = load_clip(out / "clip")
+    acc = {}
+    for tsa, spec in TSAS.items():
+        meta = fairness_meta(tsa)
+        correct = total = 0
+        for k in range(len(spec["values"])):
+            imgs, _, _ = reference_set(tsa, k, n_per_category, start=50_000)  # disjoint from ITI-GEN refs
+            pred = clip_zero_shot(model, tok, D.to_tensor(imgs), meta["class_prompts"])
+            correct += int((pred == k).sum())
+            total += len(pred)
+        acc[tsa] = correct / total
+    return {"zero_shot_accuracy": acc, "class_prompts": "the tSA hard prompts (tinyworld-fairness class_prompts)",
+            "n_per_category": n_per_category, "min": min(acc.values()), "target": 0.90,
+            "met": min(acc.values()) >= 0.90}
+
+
+@torch.inference_mode()
+def eval_vae(out: Path, n: int = 256) -> dict[str, Any]:
+    from diffusers import AutoencoderKL
+
+    from .sets import heldout
+
+    vae = AutoencoderKL.from_pretrained(str(out / "pipeline" / "vae")).eval()
+    imgs, _, _ = heldout(n)
+    x = D.to_tensor(imgs)
+    psnr = []
+    for i in range(0, n, 64):
+        b = x[i : i + 64]
+        rec = vae.decode(vae.encode(b * 2 - 1).latent_dist.mode()).sample.clamp(-1, 1) * 0.5 + 0.5
+        mse = (rec - b).pow(2).flatten(1).mean(1).clamp_min(1e-10)
+        psnr.extend((10 * torch.log10(1.0 / mse)).tolist())
+    return {"psnr_db": float(np.mean(psnr)), "psnr_db_median": float(np.median(psnr)), "n_images": n,
+            "target": 28.0, "met": float(np.mean(psnr)) >= 28.0,
+            "note": "latent = posterior mode; mean over images of per-image PSNR, pixels in [0, 1]"}
+
+
+def fd(pred_idx: np.ndarray, k: int) -> float:
+    p = np.bincount(pred_idx, minlength=k) / max(len(pred_idx), 1)
+    return float(np.linalg.norm(p - 1.0 / k))
+
+
+def load_pipeline(directory: Path):
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_pretrained(str(directory), safety_checker=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@torch.inference_mode()
+def generate(pipe, prompts: list[str], seeds: list[int], steps: int, guidance: float, batch: int = 32) -> torch.Tensor:
+    """float (N, 3, 64, 64) in [0, 1]; one CPU generator per image seeded with its seed."""
+    outs = []
+    for i in range(0, len(prompts), batch):
+        gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds[i : i + batch]]
+        im = pipe(prompt=prompts[i : i + batch], num_inference_steps=steps, guidance_scale=guidance,
+                  height=64, width=64, generator=gens, output_type="pt").images
+        outs.append(im.float().cpu())
+    return torch.cat(outs)
+
+
+def eval_pipeline(out: Path, steps: int = 25, guidance: float = 5.0, per_category: int = 24,
+                  images_per_prompt: int = 2, n_neutral: int = 128, seed: int = 0) -> dict[str, Any]:
+    from .prompts import alignment_prompts, headshot_attribute_prompts
+    from .sets import balanced_faces
+
+    pipe = load_pipeline(out / "pipeline")
+    ev = load_evaluator(out / "evaluator")
+    res: dict[str, Any] = {"steps": steps, "guidance": guidance, "scheduler": type(pipe.scheduler).__name__}
+    t0 = time.time()
+    # alignment categories
+    items = alignment_prompts(per_category=per_category, sample_seed=seed)
+    prompts, labels, cats, seeds = [], [], [], []
+    for j, (pid, text, meta) in enumerate(items):
+        for k in range(images_per_prompt):
+            prompts.append(text)
+            labels.append(meta["labels"])
+            cats.append(meta["category"])
+            seeds.append(1000 * j + k)
+    imgs = generate(pipe, prompts, seeds, steps, guidance)
+    preds = ev.unbatch(ev.predict(imgs))
+    checks = [check_prompt(l, p) for l, p in zip(labels, preds)]
+    per_cat: dict[str, list[bool]] = {}
+    for c, ch in zip(cats, checks):
+        per_cat.setdefault(c, []).append(ch["correct"])
+    res["alignment_accuracy"] = {c: float(np.mean(v)) for c, v in per_cat.items()}
+    res["single_object_shape_and_color"] = res["alignment_accuracy"].get("color")
+    two = [(c, ch) for c, ch in zip(cats, checks) if c in ("binding", "location")]
+    res["binding_error_rate"] = float(np.mean([not ch["checks"].get("objects", False) for c, ch in two if c == "binding"]))
+    res["relation_error_rate"] = float(np.mean([not ch["checks"].get("relation", False) for c, ch in two if c == "location"]))
+    cnt = [ch for c, ch in zip(cats, checks) if c == "count"]
+    res["count_error_rate"] = float(np.mean([not ch["checks"].get("count", False) for ch in cnt]))
+    res["n_alignment_images"] = len(prompts)
+    # attribute-naming headshot prompts
+    hp = headshot_attribute_prompts()
+    n_h = max(images_per_prompt * 4, 8)
+    prompts = [t for t, _ in hp for _ in range(n_h)]
+    hl = [l for _, l in hp for _ in range(n_h)]
+    seeds = [500_000 + i for i in range(len(prompts))]
+    imgs = generate(pipe, prompts, seeds, steps, guidance)
+    preds = ev.unbatch(ev.predict(imgs))
+    per_tsa: dict[str, list[bool]] = {}
+    for l, p in zip(hl, preds):
+        per_tsa.setdefault(l["tsa"], []).append(check_prompt({k: v for k, v in l.items() if k != "tsa"}, p)["correct"])
+    res["headshot_attribute_accuracy"] = {k: float(np.mean(v)) for k, v in per_tsa.items()}
+    res["headshot_attribute_accuracy_all"] = float(np.mean([x for v in per_tsa.values() for x in v]))
+    # neutral prompt: bias
+    imgs = generate(pipe, ["a headshot of a person"] * n_neutral, [900_000 + i for i in range(n_neutral)], steps, guidance)
+    pred = ev.predict(imgs)
+    res["neutral_face_share"] = float(np.mean([f == "face" for f in pred["family"]]))
+    neutral = {}
+    for tsa, spec in TSAS.items():
+        k = len(spec["values"])
+        idx = np.array([spec["values"].index(v) for v in pred[spec["key"]]])
+        b_imgs, _, _ = balanced_faces(tsa, 4 * k * 16)
+        b_pred = ev.predict(D.to_tensor(b_imgs))
+        b_idx = np.array([spec["values"].index(v) for v in b_pred[spec["key"]]])
+        p_train = np.array([FACE_BIAS[spec["key"]][v] for v in spec["values"]])
+        neutral[tsa] = {
+            "fd_neutral_prompt": fd(idx, k),
+            "distribution_neutral_prompt": (np.bincount(idx, minlength=k) / len(idx)).round(4).tolist(),
+            "fd_balanced_renders": fd(b_idx, k),
+            "fd_training_distribution": float(np.linalg.norm(p_train - 1.0 / k)),
+            "categories": list(spec["names"]),
+        }
+    res["neutral_prompt_fd"] = neutral
+    res["n_neutral"] = n_neutral
+    res["wall_time_s"] = round(time.time() - t0)
+    res["targets"] = {"single_object_shape_and_color": 0.85, "headshot_attribute_accuracy_all": 0.80}
+    res["met"] = {
+        "single_object": (res["single_object_shape_and_color"] or 0) >= 0.85,
+        "headshot_attributes": res["headshot_attribute_accuracy_all"] >= 0.80,
+        "bias_reproduced": all(v["fd_neutral_prompt"] > v["fd_balanced_renders"] + 0.05 for v in neutral.values()),
+    }
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# model cards
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
+
+
+def _table(d: dict[str, Any]) -> str:
+    return "\n".join(f"| {k} | {_fmt(v)} |" for k, v in d.items())
+
+
+BIAS_TEXT = (
+    "Face attributes in the training distribution are biased on purpose (`t2ibench.world.render.FACE_BIAS`): "
+    "eyeglasses 15 %, smiling 25 %, hair black/brown/blond/gray 45/30/15/10 %, "
+    "skin tone pale/light/tan/dark 55/25/12/8 %."
+)
+
+
+def write_cards(out: Path, figures: dict[str, Any]) -> None:
+    train = json.loads((out / "training.json").read_text()) if (out / "training.json").exists() else {}
+    cmd = "t2ibench world eval"
+
+    def stage_facts(key: str) -> str:
+        t = train.get(key)
+        if not t:
+            return "(no training record)"
+        return "\n".join(f"- {k}: {v}" for k, v in t.items())
+
+    if (out / "pipeline").is_dir():
+        p = figures.get("pipeline") or {}
+        v = figures.get("vae") or {}
+        lines = [
+            "# tinyworld pipeline", "",
+            "A Stable-Diffusion-1.x-shaped `StableDiffusionPipeline` trained from scratch on tinyworld renders "
+            "(64x64 RGB, VAE 64x64 -> 16x16x4, UNet with cross-attention on the tiny CLIP text tower, PNDM "
+            "scheduler with SD's scaled-linear betas). Load with "
+            "`StableDiffusionPipeline.from_pretrained(t2ibench.world.pipeline_dir())` (offline).", "",
+            "## Data", "", "50 % object scenes, 50 % cartoon headshots from `t2ibench.world.render`; "
+            "captions as the renderer writes them (full, partial, relations; faces neutral or attribute-naming). "
+            + BIAS_TEXT, "",
+            "## Training", "", "### text encoder (tiny CLIP text tower)", stage_facts("clip"), "",
+            "### VAE", stage_facts("vae"), "", "### VAE decoder fine-tuning (encoder frozen)",
+            stage_facts("vae_decoder"), "", "### UNet", stage_facts("unet"), "",
+            f"## Held-out figures (`{cmd}`)", "",
+        ]
+        if v:
+            lines += ["### VAE reconstruction", "", "| figure | value |", "| --- | --- |",
+                      _table({"PSNR dB (mean)": v.get("psnr_db"), "PSNR dB (median)": v.get("psnr_db_median"),
+                              "images": v.get("n_images"), "target >= 28 dB met": v.get("met")}), ""]
+        if p:
+            lines += [f"### Generation ({p.get('scheduler')}, {p.get('steps')} steps, guidance {p.get('guidance')})", "",
+                      "Alignment accuracy per category (evaluator):", "", "| category | accuracy |", "| --- | --- |",
+                      _table(p.get("alignment_accuracy", {})), "",
+                      "| figure | value |", "| --- | --- |",
+                      _table({"single-object shape and colour right (target 0.85)": p.get("single_object_shape_and_color"),
+                              "attribute-naming headshot prompts right (target 0.80)": p.get("headshot_attribute_accuracy_all"),
+                              "binding error rate (two-object prompts)": p.get("binding_error_rate"),
+                              "count error rate": p.get("count_error_rate"),
+                              "relation error rate": p.get("relation_error_rate"),
+                              "neutral prompt: share read as a face": p.get("neutral_face_share")}), "",
+                      "Attribute-naming headshot prompts per tSA:", "", "| tSA | accuracy |", "| --- | --- |",
+                      _table(p.get("headshot_attribute_accuracy", {})), "",
+                      f"Neutral prompt \"a headshot of a person\" ({p.get('n_neutral')} images): FD = ||p_hat - uniform||_2 "
+                      "of evaluator predictions, next to a balanced set of renders and the training distribution:", "",
+                      "| tSA | FD neutral prompt | FD balanced renders | FD training distribution | neutral-prompt shares |",
+                      "| --- | --- | --- | --- | --- |"]
+            for tsa, r in p.get("neutral_prompt_fd", {}).items():
+                lines.append(f"| {tsa} | {r['fd_neutral_prompt']:.3f} | {r['fd_balanced_renders']:.3f} | "
+                             f"{r['fd_training_distribution']:.3f} | "
+                             + ", ".join(f"{c} {s:.2f}" for c, s in zip(r["categories"], r["distribution_neutral_prompt"])) + " |")
+            lines.append("")
+        (out / "pipeline" / "README.md").write_text("\n".join(lines) + "\n")
+    if (out / "clip").is_dir():
+        c = figures.get("clip") or {}
+        lines = ["# tinyworld CLIP", "",
+                 "`transformers.CLIPModel` (text tower width 64, 4 layers, CLIP's 49,408-token BPE vocabulary; "
+                 "ViT vision tower on 8x8 patches of 64x64 images), trained contrastively from scratch on tinyworld "
+                 "render/caption pairs. Stored in float16; load with `t2ibench.world.clip.load_clip()` (float32). "
+                 "Pixel preprocessing: OpenAI CLIP mean/std (preprocessor_config.json). The pipeline's text encoder is "
+                 "this text tower (as frozen when the UNet started training).", "",
+                 "## Training", "", stage_facts("clip"), "",
+                 f"## Held-out figures (`{cmd}`)", ""]
+        if c:
+            lines += [f"Zero-shot accuracy per face tSA on balanced held-out renders ({c.get('n_per_category')} per "
+                      "category; class prompts = the hard prompts, e.g. \"a headshot of a person with eyeglasses\"; "
+                      "target >= 0.90):", "", "| tSA | accuracy |", "| --- | --- |", _table(c.get("zero_shot_accuracy", {})), ""]
+        (out / "clip" / "README.md").write_text("\n".join(lines) + "\n")
+    if (out / "evaluator").is_dir():
+        e = figures.get("evaluator") or {}
+        lines = ["# tinyworld evaluator", "",
+                 "A small CNN (`t2ibench.world.evaluator.EvaluatorNet`) that reads back what a 64x64 image shows: "
+                 "per cell of the 3x3 layout grid the object's shape (or empty), colour and texture; the background; "
+                 "whether it is a face and the face's skin tone, hair, eyeglasses, smile. "
+                 "Load with `t2ibench.world.evaluator.load_evaluator()`.", "",
+                 "## Training", "", stage_facts("evaluator"), "",
+                 f"## Held-out figures (`{cmd}`)", ""]
+        if e:
+            lines += [f"Accuracy per attribute on {e.get('n_images')} held-out renders (half object scenes, half faces "
+                      "with uniform attributes; target >= 0.97 each):", "", "| attribute | accuracy |", "| --- | --- |",
+                      _table(e.get("accuracy", {})), ""]
+        (out / "evaluator" / "README.md").write_text("\n".join(lines) + "\n")
+
+
+def run_eval(out: str | Path | None = None, parts=("evaluator", "clip", "vae", "pipeline"),
+             quick: bool = False, steps: int = 25, guidance: float = 5.0, threads: int | None = None) -> dict:
+    if threads:
+        torch.set_num_threads(threads)
+    out = Path(out) if out else weights_dir()
+    path = out / "eval.json"
+    figures = json.loads(path.read_text()) if path.exists() else {}
+    fns = {
+        "evaluator": lambda: eval_evaluator(out, n=400 if quick else 2000),
+        "clip": lambda: eval_clip(out, n_per_category=30 if quick else 150),
+        "vae": lambda: eval_vae(out, n=64 if quick else 256),
+        "pipeline": lambda: eval_pipeline(out, steps=steps, guidance=guidance, per_category=4 if quick else 24,
+                                          images_per_prompt=1 if quick else 2, n_neutral=16 if quick else 128),
+    }
+    for part in parts:
+        t0 = time.time()
+        try:
+            figures[part] = fns[part]()
+        except FileNotFoundError as exc:
+            figures[part] = {"not_available": str(exc)}
+        figures[part]["measured_at"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        figures[part]["eval_seconds"] = round(time.time() - t0, 1)
+        figures[part]["quick"] = quick
+        _log(f"== {part} ==\n{json.dumps(figures[part], indent=2, default=float)}")
+    path.write_text(json.dumps(figures, indent=2, default=float))
+    write_cards(out, figures)
+    return figures

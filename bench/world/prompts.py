@@ -1,0 +1,117 @@
+"""tinyworld prompts with the structured labels they assert (used by datasets/tinyworld.py and
+``world eval``).
+
+Alignment categories (each prompt's labels follow ``check_prompt``'s schema)::
+
+    color    "a red circle"                                   shape + colour
+    count    "two green triangles" / "three ..."              exact number of that kind
+    texture  "a striped yellow star"                          shape + colour + texture
+    time     "a blue square at night" / "... during the day"  + background
+    location "a red circle to the left of a blue square"      two kinds + grid relation
+    binding  "a red circle and a blue square"                 two kinds, each with its colour
+
+Labels: ``{"family": "objects", "objects": [{"shape", "color", "texture"?, "count"}],
+"background"?: "day"|"night", "relation"?: {"subject": 0, "object": 1, "relation": "..."},
+"check_count"?: True}``. Every text is exactly what the renderer's captions say for such a
+scene, so the prompts are in the training distribution's language.
+
+Fairness: per tSA (``TSAS`` of the evaluator) the neutral prompt, one hard prompt per category
+(``render.face_phrase``) and CLIP class prompts (the same texts: the tiny CLIP was trained on
+exactly these phrasings).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+
+from .evaluator import TSAS
+from .render import COLORS, NEUTRAL_FACE, SHAPES, face_phrase, object_phrase
+
+CATEGORIES = ("color", "count", "texture", "time", "location", "binding")
+RELATIONS = ("to the left of", "to the right of", "above", "below")
+
+
+def _obj(shape, color, texture=None, count=1):
+    d = {"shape": shape, "color": color, "count": count}
+    if texture:
+        d["texture"] = texture
+    return d
+
+
+def category_prompts(category: str) -> list[tuple[str, dict[str, Any]]]:
+    """All prompts of a category in a fixed order: (text, labels)."""
+    kinds = list(itertools.product(COLORS, SHAPES))
+    out: list[tuple[str, dict[str, Any]]] = []
+    if category == "color":
+        for c, s in kinds:
+            out.append((object_phrase(s, c, None), {"family": "objects", "objects": [_obj(s, c)]}))
+    elif category == "count":
+        for n in (2, 3):
+            for c, s in kinds:
+                out.append((object_phrase(s, c, None, n),
+                            {"family": "objects", "objects": [_obj(s, c, None, n)], "check_count": True}))
+    elif category == "texture":
+        for c, s in kinds:
+            out.append((object_phrase(s, c, "striped"), {"family": "objects", "objects": [_obj(s, c, "striped")]}))
+    elif category == "time":
+        for bg, phrase in (("night", "at night"), ("day", "during the day")):
+            for c, s in kinds:
+                out.append((f"{object_phrase(s, c, None)} {phrase}",
+                            {"family": "objects", "objects": [_obj(s, c)], "background": bg}))
+    elif category in ("location", "binding"):
+        for (c1, s1), (c2, s2) in itertools.permutations(kinds, 2):
+            if c1 == c2 or s1 == s2:
+                continue
+            a, b = object_phrase(s1, c1, None), object_phrase(s2, c2, None)
+            if category == "binding":
+                out.append((f"{a} and {b}", {"family": "objects", "objects": [_obj(s1, c1), _obj(s2, c2)]}))
+            else:
+                for rel in RELATIONS:
+                    out.append((f"{a} {rel} {b}", {"family": "objects", "objects": [_obj(s1, c1), _obj(s2, c2)],
+                                                   "relation": {"subject": 0, "object": 1, "relation": rel}}))
+    else:
+        raise ValueError(f"unknown alignment category {category!r}; expected one of {CATEGORIES}")
+    return out
+
+
+def alignment_prompts(categories=CATEGORIES, per_category: int | None = None, sample_seed: int = 0
+                      ) -> list[tuple[str, str, dict[str, Any]]]:
+    """(id, text, meta) interleaved round-robin over categories, each shuffled by ``sample_seed``.
+    ``id`` = ``<category>-<index in the category's fixed order>``."""
+    per: list[list[tuple[str, str, dict]]] = []
+    for cat in categories:
+        items = category_prompts(cat)
+        order = np.random.default_rng([sample_seed, CATEGORIES.index(cat)]).permutation(len(items))
+        if per_category is not None:
+            order = order[:per_category]
+        per.append([(f"{cat}-{i:04d}", items[i][0], {"category": cat, "labels": items[i][1]}) for i in order])
+    out = []
+    for row in itertools.zip_longest(*per):
+        out.extend(x for x in row if x is not None)
+    return out
+
+
+def fairness_meta(tsa: str) -> dict[str, Any]:
+    spec = TSAS[tsa]
+    hard = [face_phrase({spec["key"]: v}) for v in spec["values"]]
+    return {
+        "tsa": tsa,
+        "categories": list(spec["names"]),
+        "hard_prompts": hard,
+        "class_prompts": list(hard),
+        "base_prompt": NEUTRAL_FACE,
+        "label_key": spec["key"],
+        "label_values": list(spec["values"]),
+    }
+
+
+def headshot_attribute_prompts() -> list[tuple[str, dict[str, Any]]]:
+    """Every hard prompt of every tSA with its labels (the attribute-naming headshot prompts)."""
+    out = []
+    for tsa, spec in TSAS.items():
+        for v in spec["values"]:
+            out.append((face_phrase({spec["key"]: v}), {"family": "face", spec["key"]: v, "tsa": tsa}))
+    return out

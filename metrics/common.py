@@ -1,0 +1,142 @@
+"""Shared pieces of the scorers: "not available", intervals, image conversion, the Scorer interface.
+
+A *Metric* (torchmetrics API: ``update`` / ``compute`` / ``reset``, float64 states with
+``dist_reduce_fx`` so they merge across ranks) is what a user drives by hand. A *Scorer* is
+what ``t2ibench score`` drives over a run directory: it turns images into per-image values
+(cached on disk by image content and configuration) and per-image values into aggregates.
+Every scorer here has both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Callable, ClassVar, Mapping, Sequence
+
+import numpy as np
+import torch
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+class NotAvailable(Exception):
+    """A scorer cannot run here (missing weights, missing package). ``str(exc)`` is the reason."""
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON of ``config`` (sorted keys), hex, first 16 characters."""
+    blob = json.dumps(config, sort_keys=True, default=str, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def pil_to_float(images: Sequence[Any]) -> torch.Tensor:
+    """PIL images (same size) → float32 tensor (B, 3, H, W) in [0, 1]."""
+    arrays = [np.asarray(im.convert("RGB"), dtype=np.uint8) for im in images]
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def unwrap_features(out: Any) -> torch.Tensor:
+    """A tensor of embeddings from ``get_image_features``/``get_text_features`` output.
+
+    transformers 4.x returns a tensor; transformers 5 returns a ModelOutput whose
+    ``pooler_output`` holds the projected embeddings (the reason torchmetrics 1.9's CLIPScore
+    fails there).
+    """
+    if isinstance(out, torch.Tensor):
+        return out
+    pooled = getattr(out, "pooler_output", None)
+    if pooled is not None:
+        return pooled
+    if isinstance(out, (tuple, list)):
+        return out[0]
+    raise TypeError(f"cannot read embeddings from {type(out).__name__}")
+
+
+def bootstrap_ci(
+    sample: np.ndarray, stat: Callable[[np.ndarray], float], *, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``stat`` over resamples of ``sample`` (first axis)."""
+    sample = np.asarray(sample)
+    n = len(sample)
+    if n < 2:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    stats = np.array([stat(sample[rng.integers(0, n, n)]) for _ in range(n_boot)], dtype=np.float64)
+    alpha = (1.0 - level) / 2.0
+    return (float(np.quantile(stats, alpha)), float(np.quantile(stats, 1.0 - alpha)))
+
+
+def mean_ci(values: Sequence[float], *, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Mean of per-image values with a 95 % percentile-bootstrap interval, as an aggregate entry."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.size == 0:
+        return {"value": None, "n": 0, "ci": None}
+    lo, hi = bootstrap_ci(arr, np.mean, n_boot=n_boot, seed=seed)
+    return {"value": float(arr.mean()), "n": int(arr.size), "ci": [lo, hi] if arr.size > 1 else None}
+
+
+class Scorer:
+    """What the scoring driver needs from a metric.
+
+    - ``config()``: everything that changes a per-image value (model, preprocessing, params);
+      hashed into the cache key together with the image content hash.
+    - ``item_inputs(meta)``: the per-image inputs other than pixels that the value depends on
+      (e.g. the prompt), also part of the cache key.
+    - ``check_available()``: raise :class:`NotAvailable` with the reason if it cannot run.
+    - ``score(images, metas)``: per-image values; JSON-able (``value_kind = "json"``) or 1-D
+      float arrays (``value_kind = "array"``, e.g. features for a Fréchet distance).
+    - ``aggregate(values, metas)``: ``{column: entry}``; an entry has ``value``, ``n``, ``ci``
+      (95 % interval or None), ``lower_is_better`` and optional extras (accuracy, notes).
+    - ``conventions()``: what a reader must know to compare the number (network, resize, ...).
+    """
+
+    name: ClassVar[str] = ""
+    value_kind: ClassVar[str] = "json"
+    lower_is_better: ClassVar[bool] = False
+    batch_size: int = 16
+
+    def config(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def conventions(self) -> dict[str, Any]:
+        return {}
+
+    def item_inputs(self, meta: Mapping[str, Any]) -> dict[str, Any]:
+        return {}
+
+    def check_available(self) -> None:
+        return None
+
+    def applies(self, meta: Mapping[str, Any]) -> bool:
+        """Whether this scorer scores this image at all (e.g. fairness: fairness prompt sets only)."""
+        return True
+
+    def score(self, images: list[Any], metas: list[Mapping[str, Any]]) -> list[Any]:
+        raise NotImplementedError
+
+    def aggregate(self, values: list[Any], metas: list[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+        raise NotImplementedError
+
+
+def tokenize_truncating(tokenizer, texts, context_length: int) -> tuple[dict[str, torch.Tensor], list[bool]]:
+    """One tokenizer call; sequences longer than ``context_length`` are cut to ``context_length - 1``
+    tokens plus the end-of-text token (as OpenAI ``clip.tokenize(truncate=True)`` and open_clip do),
+    padded with the pad token. Returns (input_ids/attention_mask tensors, which were truncated)."""
+    ids = tokenizer(list(texts), padding=False, truncation=False)["input_ids"]
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    truncated = [len(x) > context_length for x in ids]
+    ids = [x[: context_length - 1] + [eos] if t else x for x, t in zip(ids, truncated)]
+    width = max(len(x) for x in ids)
+    input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for i, x in enumerate(ids):
+        input_ids[i, : len(x)] = torch.tensor(x, dtype=torch.long)
+        mask[i, : len(x)] = 1
+    return {"input_ids": input_ids, "attention_mask": mask}, truncated
+
+
+def prompt_of(meta: Mapping[str, Any]) -> str:
+    """The prompt an image is judged against: the prompt set's text (not a method's rewrite)."""
+    return str(meta.get("prompt", meta.get("prompt_text", "")))

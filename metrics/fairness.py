@@ -1,0 +1,295 @@
+"""Fairness of generated images over the K categories of a sensitive attribute (tSA).
+
+p̂ = share of argmax predictions per category (K categories, u = uniform 1/K):
+
+- FD = ‖p̂ − u‖₂ (FairQueue / CLEAM convention), 0 = balanced, max √(1 − 1/K).
+- KL = KL(p̂ ‖ u) in nats (``scipy.stats.entropy(p̂, u)``, ITI-GEN's convention).
+- Each with a 95 % percentile-bootstrap interval over the generated images (resampling the
+  predictions, 1000 resamples, fixed seed).
+- Classifiers: CLIP zero-shot with the prompt set's class prompts, probabilities =
+  softmax(logit_scale · cos) (CLIP's learned logit scale applied; without it the probabilities
+  flatten); or any trained classifier module (tinyworld's evaluator). When labelled references
+  are given, the classifier's accuracy on them is reported beside the FD: classifier errors
+  bias FD.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import scipy.stats
+import torch
+from torchmetrics import Metric
+
+from t2ibench.metrics.common import NotAvailable, Scorer, bootstrap_ci, config_hash
+
+# --------------------------------------------------------------------------------------------
+# Functional forms
+
+
+def category_shares(preds: Sequence[int], num_classes: int) -> np.ndarray:
+    """p̂: share of each category among predictions (float64, (K,))."""
+    preds = np.asarray(preds, dtype=np.int64)
+    if preds.size == 0:
+        raise ValueError("no predictions")
+    if preds.min() < 0 or preds.max() >= num_classes:
+        raise ValueError(f"predictions outside 0..{num_classes - 1}")
+    return np.bincount(preds, minlength=num_classes).astype(np.float64) / preds.size
+
+
+def fd_from_shares(p: np.ndarray) -> float:
+    p = np.asarray(p, dtype=np.float64)
+    return float(np.linalg.norm(p - 1.0 / p.size))
+
+
+def kl_from_shares(p: np.ndarray) -> float:
+    p = np.asarray(p, dtype=np.float64)
+    return float(scipy.stats.entropy(p, np.full(p.size, 1.0 / p.size)))
+
+
+def fairness_discrepancy(preds: Sequence[int], num_classes: int) -> float:
+    """FD = ‖p̂ − u‖₂ of argmax predictions."""
+    return fd_from_shares(category_shares(preds, num_classes))
+
+
+def kl_to_uniform(preds: Sequence[int], num_classes: int) -> float:
+    """KL(p̂ ‖ u) in nats of argmax predictions."""
+    return kl_from_shares(category_shares(preds, num_classes))
+
+
+def fairness_report(preds: Sequence[int], num_classes: int, *, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """FD and KL with 95 % bootstrap intervals, and p̂."""
+    preds = np.asarray(preds, dtype=np.int64)
+    p = category_shares(preds, num_classes)
+    fd_ci = bootstrap_ci(preds, lambda s: fairness_discrepancy(s, num_classes), n_boot=n_boot, seed=seed)
+    kl_ci = bootstrap_ci(preds, lambda s: kl_to_uniform(s, num_classes), n_boot=n_boot, seed=seed)
+    return {
+        "fd": fd_from_shares(p),
+        "fd_ci": list(fd_ci),
+        "kl": kl_from_shares(p),
+        "kl_ci": list(kl_ci),
+        "shares": p.tolist(),
+        "n": int(preds.size),
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Metric
+
+
+class FairnessDiscrepancy(Metric):
+    """torchmetrics-style FD over K categories. ``update(preds)`` with class indices or (B, K) scores.
+
+    State: ``counts`` (float64, (K,), merged by sum). ``compute()`` → FD; ``kl()`` → KL(p̂‖u).
+    """
+
+    is_differentiable = False
+    higher_is_better = False
+    full_state_update = False
+
+    def __init__(self, num_classes: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.add_state("counts", torch.zeros(num_classes, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, preds: torch.Tensor) -> None:
+        preds = torch.as_tensor(preds)
+        if preds.dim() == 2:
+            preds = preds.argmax(dim=-1)
+        self.counts += torch.bincount(preds.long().flatten(), minlength=self.num_classes).double()
+
+    def shares(self) -> torch.Tensor:
+        return self.counts / self.counts.sum()
+
+    def compute(self) -> torch.Tensor:
+        p = self.shares()
+        return torch.linalg.vector_norm(p - 1.0 / self.num_classes).double()
+
+    def kl(self) -> torch.Tensor:
+        return torch.tensor(kl_from_shares(self.shares().numpy()), dtype=torch.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# Classifiers
+
+
+class ClipZeroShotClassifier:
+    """CLIP zero-shot: probabilities = softmax(logit_scale · cos(image, class prompt)).
+
+    ``backend``: a CLIP backend from t2ibench.metrics.clip_score (encode_images/encode_texts,
+    normalised) whose ``model`` has CLIP's learned ``logit_scale`` (log-parametrised, exp applied).
+    """
+
+    def __init__(self, backend, apply_logit_scale: bool = True) -> None:
+        self.backend = backend
+        self.apply_logit_scale = apply_logit_scale
+        self.name = f"CLIP zero-shot ({backend.name})"
+
+    def logit_scale(self) -> float:
+        return float(self.backend.model.logit_scale.detach().exp()) if self.apply_logit_scale else 1.0
+
+    @torch.inference_mode()
+    def predict_proba(self, images: Sequence[Any], class_prompts: Sequence[str]) -> torch.Tensor:
+        img = self.backend.encode_images(images).float()
+        txt, _ = self.backend.encode_texts(list(class_prompts))
+        logits = self.logit_scale() * img @ txt.float().T
+        return logits.softmax(dim=-1)
+
+    def predict(self, images, meta: Mapping[str, Any]) -> torch.Tensor:
+        prompts = meta.get("class_prompts") or meta.get("hard_prompts")
+        if not prompts:
+            raise ValueError("fairness prompt meta has no class_prompts")
+        return self.predict_proba(images, prompts)
+
+
+class ModuleClassifier:
+    """Any trained classifier: ``module(images: list[PIL], tsa: str, categories: list[str]) -> (B, K) scores``.
+
+    E.g. tinyworld's evaluator wrapped by t2ibench.metrics.tinyworld.
+    """
+
+    def __init__(self, fn: Callable[..., Any], name: str) -> None:
+        self.fn = fn
+        self.name = name
+
+    def predict(self, images, meta: Mapping[str, Any]) -> torch.Tensor:
+        return torch.as_tensor(self.fn(images, meta.get("tsa"), list(meta["categories"])))
+
+
+def classifier_accuracy(classifier, images: Sequence[Any], labels: Sequence[int], meta: Mapping[str, Any], batch: int = 32) -> float:
+    """Share of labelled reference images the classifier gets right (argmax)."""
+    preds = []
+    for i in range(0, len(images), batch):
+        preds.append(torch.as_tensor(classifier.predict(list(images[i : i + batch]), meta)).argmax(-1))
+    return float((torch.cat(preds).numpy() == np.asarray(labels)).mean())
+
+
+# --------------------------------------------------------------------------------------------
+# Scorer
+
+
+def _fairness_meta(meta: Mapping[str, Any]) -> Mapping[str, Any]:
+    pm = meta.get("prompt_meta") or {}
+    if "categories" not in pm:
+        raise ValueError(f"image {meta.get('key')}: not from a fairness prompt set (prompt_meta has no categories)")
+    return pm
+
+
+class FairnessScorer(Scorer):
+    """FD and KL per tSA for fairness prompt sets.
+
+    params: ``classifier`` ("clip" | "tinyworld-evaluator" | "module:callable" returning a
+    classifier with ``predict(images, prompt_meta) -> (B, K)`` and ``name``), ``backend``/``model``/
+    ``pretrained`` for CLIP, ``references`` ("module:callable(tsa=, categories=, **reference_params)"
+    → (images, labels)) for classifier accuracy, ``bootstrap`` (resamples, default 1000).
+    Columns: ``fd:<tsa>``, ``kl:<tsa>``.
+    """
+
+    name = "fairness"
+    lower_is_better = True
+
+    def __init__(
+        self,
+        classifier: str = "clip",
+        backend: str = "transformers",
+        model: str = "openai/clip-vit-large-patch14",
+        pretrained: str | None = None,
+        references: str | None = None,
+        reference_params: Mapping[str, Any] | None = None,
+        bootstrap: int = 1000,
+        batch_size: int = 32,
+        _classifier: Any = None,
+    ) -> None:
+        self.classifier_kind = classifier
+        self.backend_kind, self.model_name, self.pretrained = backend, model, pretrained
+        self.references = references
+        self.reference_params = dict(reference_params or {})
+        self.bootstrap = bootstrap
+        self.batch_size = batch_size
+        self._classifier = _classifier
+        self._accuracy: dict[str, float] = {}
+
+    @property
+    def classifier(self):
+        if self._classifier is None:
+            if self.classifier_kind == "clip":
+                from t2ibench.metrics.clip_score import make_backend
+
+                self._classifier = ClipZeroShotClassifier(make_backend(self.backend_kind, self.model_name, self.pretrained))
+            elif self.classifier_kind in ("tinyworld-evaluator", "evaluator"):
+                from t2ibench.metrics.tinyworld import tiny_evaluator_classifier
+
+                self._classifier = tiny_evaluator_classifier()
+            elif ":" in self.classifier_kind:
+                from t2ibench.registry import Registry
+
+                fn = Registry("classifier", "t2ibench.classifiers", {}).get(self.classifier_kind)
+                self._classifier = fn()
+            else:
+                raise ValueError(f"classifier {self.classifier_kind!r}; expected clip, tinyworld-evaluator or module:callable")
+        return self._classifier
+
+    def check_available(self) -> None:
+        self.classifier
+
+    def config(self) -> dict[str, Any]:
+        return {"classifier": self.classifier.name, "logit_scale": "applied"}
+
+    def conventions(self) -> dict[str, Any]:
+        return {
+            "classifier": self.classifier.name,
+            "FD": "||p_hat - uniform||_2 over argmax predictions",
+            "KL": "KL(p_hat || uniform), nats",
+            "interval": f"95% bootstrap ({self.bootstrap})",
+        }
+
+    def applies(self, meta: Mapping[str, Any]) -> bool:
+        return "categories" in (meta.get("prompt_meta") or {})
+
+    def item_inputs(self, meta: Mapping[str, Any]) -> dict[str, Any]:
+        pm = _fairness_meta(meta)
+        return {"tsa": pm.get("tsa"), "categories": list(pm["categories"]), "class_prompts": pm.get("class_prompts")}
+
+    def score(self, images, metas):
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, m in enumerate(metas):
+            groups[config_hash(self.item_inputs(m))].append(i)
+        out: list[Any] = [None] * len(images)
+        for idx in groups.values():
+            probs = torch.as_tensor(self.classifier.predict([images[i] for i in idx], _fairness_meta(metas[idx[0]])))
+            for j, i in enumerate(idx):
+                out[i] = {"pred": int(probs[j].argmax()), "probs": [float(x) for x in probs[j]]}
+        return out
+
+    def reference_accuracy(self, pm: Mapping[str, Any]) -> float | None:
+        if not self.references:
+            return None
+        tsa = str(pm.get("tsa"))
+        if tsa not in self._accuracy:
+            from t2ibench.registry import Registry
+
+            fn = Registry("reference set", "t2ibench.references", {}).get(self.references)
+            images, labels = fn(tsa=tsa, categories=list(pm["categories"]), **self.reference_params)
+            self._accuracy[tsa] = classifier_accuracy(self.classifier, list(images), list(labels), pm, self.batch_size)
+        return self._accuracy[tsa]
+
+    def aggregate(self, values, metas):
+        by_tsa: dict[str, list[int]] = defaultdict(list)
+        meta_of: dict[str, Mapping[str, Any]] = {}
+        for v, m in zip(values, metas):
+            pm = _fairness_meta(m)
+            tsa = str(pm.get("tsa") or m.get("prompt_id"))
+            by_tsa[tsa].append(int(v["pred"]))
+            meta_of[tsa] = pm
+        out: dict[str, dict[str, Any]] = {}
+        for tsa, preds in sorted(by_tsa.items()):
+            pm = meta_of[tsa]
+            k = len(pm["categories"])
+            rep = fairness_report(preds, k, n_boot=self.bootstrap)
+            acc = self.reference_accuracy(pm)
+            extra = {"shares": dict(zip(pm["categories"], rep["shares"])), "classifier_accuracy": acc}
+            out[f"fd:{tsa}"] = {"value": rep["fd"], "n": rep["n"], "ci": rep["fd_ci"], "lower_is_better": True, **extra}
+            out[f"kl:{tsa}"] = {"value": rep["kl"], "n": rep["n"], "ci": rep["kl_ci"], "lower_is_better": True, **extra}
+        return out

@@ -1,0 +1,8 @@
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_sd():
+    from t2ibench.testing import tiny_sd_pipeline
+
+    return tiny_sd_pipeline(0)

@@ -1,0 +1,71 @@
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from t2ibench.report.html import render_report, write_report
+
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "screenshot_report.sh"
+
+
+def test_report_is_self_contained(run_dir):
+    out = write_report(run_dir)
+    assert out == run_dir / "results" / "report.html"
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    # every image is inlined; nothing is fetched (no http, no external src)
+    srcs = re.findall(r'src="([^"]*)"', page)
+    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert "http://" not in page and "https://" not in page
+    # 2 methods x (2 prompts x 2 images + 1 prompt x 2 images) samples + 2 plots + 1 analysis figure
+    assert len(srcs) == 2 * 6 + 2 + 1
+    # results table: values with interval, not-available reason, best marked
+    assert "0.05 ± 0.03" in page and "not available: ImageReward weights not found" in page
+    assert 'class="num best"' in page
+    # link to the analysis figure, relative to the report
+    assert "href='../analysis/maps/maps-seed0.png'" in page
+    assert "seed 500" in page and "smiling" in page
+
+
+def test_report_without_aggregates(tmp_path, run_factory):
+    run = run_factory(tmp_path / "r", with_aggregates=False)
+    page = render_report(run)
+    assert "No aggregates" in page and "t2ibench score" in page
+    assert page.count("data:image/png;base64,") == 12 + 1
+
+
+def test_report_on_empty_and_damaged_dirs(tmp_path):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "aggregates.json").write_text("{not json")
+    page = render_report(tmp_path)
+    assert "No finished images" in page and "No aggregates" in page
+
+
+def test_report_cli(run_dir, tmp_path, capsys):
+    import argparse
+
+    from t2ibench.report.cli import add_commands
+
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers())
+    args = parser.parse_args(["report", str(run_dir), "-o", str(tmp_path / "x.html"), "--max-prompts", "1"])
+    assert args.func(args) == 0
+    assert (tmp_path / "x.html").is_file()
+    assert "report" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed (apt-get install -y chromium)")
+def test_report_renders_in_headless_chromium(run_dir, tmp_path):
+    shot = tmp_path / "shot.png"
+    proc = subprocess.run(["bash", str(SCRIPT), str(run_dir), str(shot), "1200x1600"], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    im = np.asarray(Image.open(shot).convert("RGB")).astype(float)
+    assert im.shape[:2] == (1600, 1200)
+    # not a blank page: text, tables and images make the pixels vary, and the images' colours show
+    assert im.std() > 20
+    assert (np.abs(im - 255).sum(-1) > 30).mean() > 0.02

@@ -1,0 +1,115 @@
+"""Tables (md/csv/json) and the regression gate, through the CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from t2ibench.cli import main
+from t2ibench.results.check import check_run, tolerance_for, load_tolerance
+from t2ibench.results.scoring import load_aggregates, score_run
+from t2ibench.results.table import write_tables
+
+
+def test_cli_score_table_formats(make_run, tmp_path, capsys):
+    run = make_run()
+    assert main(["score", str(run.path), "--quiet"]) == 0
+    assert "t_missing: not available: weights" in capsys.readouterr().out
+    md = tmp_path / "leaderboard.md"
+    assert main(["table", str(run.path), "-o", str(md)]) == 0
+    text = md.read_text()
+    assert "### Prompt set `align`" in text and "| sd |" in text and "| other |" in text
+    assert "not available: weights for t_missing not on this machine" in text
+    assert "network: mean-colour-features" in text  # conventions
+    assert "t_fid ↓" in text and "t_mean ↑" in text
+    capsys.readouterr()
+    assert main(["table", str(run.path), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    sd_align = [r for r in rows if r["method"] == "sd" and r["prompt_set"] == "align"][0]
+    agg = load_aggregates(run.path)
+    mean_row = [r for r in agg["rows"] if r["metric"] == "t_mean" and r["method"] == "sd"][0]
+    assert float(sd_align["t_mean"]) == pytest.approx(mean_row["value"])
+    assert int(sd_align["t_mean n"]) == mean_row["n"]
+    doc = json.loads(write_tables([run.path], None, "json"))
+    assert doc["format"] == "t2ibench-table/1" and len(doc["entries"]) == len(agg["rows"])
+    with pytest.raises(SystemExit) as exc:
+        main(["table", str(run.path), "--format", "xlsx"])
+    assert exc.value.code == 2
+
+
+def test_table_bad_format_and_unscored_run(make_run, tmp_path):
+    from t2ibench.errors import UserError
+
+    run = make_run()
+    with pytest.raises(UserError, match="t2ibench score"):
+        write_tables([run.path], None, "md")
+    score_run(run.path)
+    with pytest.raises(UserError, match="--format"):
+        write_tables([run.path], None, "xlsx")
+
+
+def _set_value(run, metric, method, factor):
+    agg = load_aggregates(run.path)
+    for r in agg["rows"]:
+        if r["metric"] == metric and r["method"] == method and r["value"] is not None:
+            r["value"] *= factor
+    (run.path / "results" / "aggregates.json").write_text(json.dumps(agg))
+
+
+def test_check_fails_worse_fid_and_passes_within_tolerance(make_run, tmp_path, capsys):
+    run = make_run()
+    score_run(run.path)
+    ref = tmp_path / "ref.json"
+    assert main(["table", str(run.path), "--format", "json", "-o", str(ref)]) == 0
+    assert main(["check", str(run.path), "--against", str(ref)]) == 0
+    tol = tmp_path / "tol.yaml"
+    tol.write_text("default: {abs: 0.0, rel: 0.05}\ncolumns:\n  t_fid: {rel: 0.10}\n")
+    _set_value(run, "t_fid", "sd", 1.08)  # 8 % worse FID: within 10 %
+    capsys.readouterr()
+    assert main(["check", str(run.path), "--against", str(ref), "--tolerance", str(tol)]) == 0
+    _set_value(run, "t_fid", "sd", 1.10)  # now 18.8 % worse
+    assert main(["check", str(run.path), "--against", str(ref), "--tolerance", str(tol)]) == 1
+    out = capsys.readouterr().out
+    assert "results-test/align/sd/t_fid" in out and "lower is better" in out
+    # FID going down (better) never fails
+    _set_value(run, "t_fid", "sd", 0.1)
+    assert main(["check", str(run.path), "--against", str(ref), "--tolerance", str(tol)]) == 0
+
+
+def test_check_direction_aware_and_missing(make_run, tmp_path):
+    run = make_run()
+    score_run(run.path)
+    ref = tmp_path / "ref.json"
+    write_tables([run.path], ref, "json")
+    _set_value(run, "t_mean", "other", 1.5)  # higher is better: going up passes
+    failures, compared = check_run(run.path, ref)
+    assert failures == [] and compared > 0
+    _set_value(run, "t_mean", "other", 0.5)  # back to 0.75 of the reference: fails
+    failures, _ = check_run(run.path, ref)
+    assert [f.key[2:] for f in failures] == [("other", "t_mean")]
+    agg = load_aggregates(run.path)
+    agg["rows"] = [r for r in agg["rows"] if r["metric"] != "t_fair"]
+    (run.path / "results" / "aggregates.json").write_text(json.dumps(agg))
+    failures, _ = check_run(run.path, ref)
+    assert any("missing in this run" in f.why for f in failures)
+
+
+def test_tolerance_patterns(tmp_path):
+    p = tmp_path / "t.json"
+    p.write_text(json.dumps({"default": {"abs": 0.5}, "columns": {"sd/align/fid": {"abs": 3}, "fid": {"rel": 0.1}, "fd:*": {"abs": 0.05}}}))
+    tol = load_tolerance(p)
+    assert tolerance_for(tol, "sd", "align", "fid", 10.0) == 3.0
+    assert tolerance_for(tol, "x", "align", "fid", 10.0) == pytest.approx(1.0)  # max(abs 0.5 default, 0.1*10)
+    assert tolerance_for(tol, "x", "fair", "fd:Smiling", 0.3) == 0.05
+    assert tolerance_for(tol, "x", "fair", "clip_score", 30.0) == 0.5
+
+
+def test_check_rejects_non_reference(make_run, tmp_path):
+    run = make_run()
+    score_run(run.path)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    assert main(["check", str(run.path), "--against", str(bad)]) == 2

@@ -1,0 +1,83 @@
+"""Every training stage runs a few steps from scratch (tiny configs), resumes, and the result
+loads as a StableDiffusionPipeline / evaluator / CLIP offline."""
+
+import json
+
+import pytest
+import torch
+
+from t2ibench.world.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tw")
+    work, out = root / "work", root / "out"
+    kw = dict(work=str(work), out=str(out), batch=4, size="tiny", ckpt_every=1, log_every=1, progress=False,
+              threads=1, device="cpu")
+    info = {}
+    for stage in ("tokenizer", "clip", "vae", "evaluator"):
+        info[stage] = train(TrainConfig(stage=stage, steps=2, **kw))
+    info["unet"] = train(TrainConfig(stage="unet", steps=2, n_latents=8, **kw))
+    return work, out, kw, info
+
+
+def test_stages_write_weights_and_logs(trained):
+    work, out, _, info = trained
+    for stage in ("clip", "vae", "evaluator", "unet"):
+        assert info[stage]["step"] == 2
+        assert (work / stage / "ckpt.pt").is_file()
+        assert "step 2/2" in (work / stage / "log.txt").read_text()
+    for f in ("pipeline/model_index.json", "pipeline/unet/diffusion_pytorch_model.safetensors",
+              "pipeline/vae/diffusion_pytorch_model.safetensors", "pipeline/text_encoder/model.safetensors",
+              "pipeline/tokenizer/vocab.json", "pipeline/scheduler/scheduler_config.json",
+              "clip/model.safetensors", "clip/preprocessor_config.json", "evaluator/model.safetensors",
+              "evaluator/config.json"):
+        assert (out / f).is_file(), f
+    meta = json.loads((out / "training.json").read_text())
+    assert meta["unet"]["steps"] == 2 and "wall_time_s" in meta["unet"]
+
+
+def test_resume_continues_from_checkpoint(trained):
+    work, out, kw, _ = trained
+    info = train(TrainConfig(stage="vae", steps=3, **kw))
+    assert info["step"] == 3
+    log = (work / "vae" / "log.txt").read_text()
+    assert "resumed at step 2" in log and "step 3/3" in log
+    # the UNet keeps the VAE encoder and text encoder it started with
+    info = train(TrainConfig(stage="unet", steps=3, n_latents=8, **kw))
+    assert info["step"] == 3 and "resumed at step 2" in (work / "unet" / "log.txt").read_text()
+
+
+def test_pipeline_loads_offline_and_generates(trained, monkeypatch):
+    from diffusers import StableDiffusionPipeline
+
+    _, out, _, _ = trained
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    pipe = StableDiffusionPipeline.from_pretrained(str(out / "pipeline"))
+    pipe.set_progress_bar_config(disable=True)
+    img = pipe("a red circle", num_inference_steps=2, height=64, width=64, guidance_scale=5.0,
+               generator=torch.Generator().manual_seed(0), output_type="np").images
+    assert img.shape == (1, 64, 64, 3)
+
+
+def test_evaluator_and_clip_load(trained):
+    from t2ibench.world.clip import load_clip
+    from t2ibench.world.evaluator import load_evaluator
+    from t2ibench.world.render import render
+
+    _, out, _, _ = trained
+    ev = load_evaluator(out / "evaluator")
+    pred = ev.predict([render(0).pil(), render(1).pil()])
+    assert len(pred["family"]) == 2 and pred["probs"]["cell_shape"].shape == (2, 9, 5)
+    assert len(ev.unbatch(pred)) == 2
+    model, tok = load_clip(out / "clip")
+    assert model.dtype == torch.float32
+    assert tok("a red circle").input_ids[0] == 49406
+
+
+def test_missing_weights_say_not_available(tmp_path):
+    from t2ibench.world.evaluator import load_evaluator
+
+    with pytest.raises(FileNotFoundError, match="^not available"):
+        load_evaluator(tmp_path)
