@@ -33,6 +33,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from ..results.table import format_value
+
 REPORT_NAME = "report.html"
 THUMB_MAX = 192  # longest side of an inlined sample image, pixels
 
@@ -129,14 +131,6 @@ def _figure(w: float, h: float):
     return fig
 
 
-def _fmt(x: Any) -> str:
-    if x is None:
-        return "–"
-    if isinstance(x, float):
-        return f"{x:.4g}"
-    return str(x)
-
-
 def _esc(x: Any) -> str:
     return html.escape(str(x))
 
@@ -186,7 +180,7 @@ def results_table(agg: Mapping[str, Any] | None) -> str:
                     tds.append(f'<td class="na">not available: {_esc(r.get("reason") or "no value")}</td>')
                 else:
                     half = _ci_half(r.get("ci"))
-                    txt = _fmt(r.get("value")) + (f" ± {_fmt(half)}" if half is not None else "")
+                    txt = format_value(r.get("value")) + (f" ± {format_value(half)}" if half is not None else "")
                     n = f' <span class="meta">(n={_esc(r.get("n"))})</span>' if r.get("n") is not None else ""
                     cls = "num best" if best.get(c) == m else "num"
                     tds.append(f'<td class="{cls}">{_esc(txt)}{n}</td>')

@@ -47,7 +47,8 @@ def collect(run_dirs: Iterable[Path | str]) -> dict[str, Any]:
     return {"format": TABLE_FORMAT, "runs": runs, "conventions": conventions, "entries": list(seen.values())}
 
 
-def _fmt(x: Any) -> str:
+def format_value(x: Any) -> str:
+    """A table cell's number: 4 significant digits; an en dash for a missing value."""
     if x is None:
         return "–"
     if isinstance(x, float):
@@ -62,10 +63,10 @@ def cell(entry: dict[str, Any] | None) -> str:
         return f"not available: {entry.get('reason')}"
     if entry.get("value") is None:
         return f"– ({entry.get('note', 'no value')}, n={entry.get('n')})"
-    s = _fmt(entry["value"])
+    s = format_value(entry["value"])
     if entry.get("ci"):
         lo, hi = entry["ci"]
-        s += f" [{_fmt(lo)}, {_fmt(hi)}]"
+        s += f" [{format_value(lo)}, {format_value(hi)}]"
     s += f" (n={entry.get('n')})"
     acc = entry.get("classifier_accuracy")
     if acc is not None:
