@@ -107,8 +107,21 @@ def _file_stem(tsa: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in tsa)
 
 
+#: ``tokens_dir`` value naming the tokens shipped with the tinyworld models
+SHIPPED_TINYWORLD = "@tinyworld"
+
+
+def resolve_tokens_dir(tokens_dir: str | Path) -> Path:
+    """A tokens folder, or ``"@tinyworld"`` for the shipped tinyworld tokens."""
+    if str(tokens_dir) == SHIPPED_TINYWORLD:
+        from t2ibench.world.paths import itigen_dir
+
+        return itigen_dir()
+    return Path(tokens_dir)
+
+
 def tokens_path(tokens_dir: str | Path, tsa: str) -> Path:
-    return Path(tokens_dir) / (_file_stem(tsa) + ".safetensors")
+    return resolve_tokens_dir(tokens_dir) / (_file_stem(tsa) + ".safetensors")
 
 
 # --- training ------------------------------------------------------------------------------
@@ -284,7 +297,8 @@ class ItiGen(ControlledMethod):
     summary = "ITI-GEN inclusive prompts: learned tokens per tSA category, balanced (baseline)"
 
     def __init__(self, tokens_dir: str | None = None) -> None:
-        """``tokens_dir``: folder with ``<tsa>.safetensors`` + ``<tsa>.json`` from ``t2ibench itigen train``."""
+        """``tokens_dir``: folder with ``<tsa>.safetensors`` + ``<tsa>.json`` from ``t2ibench itigen train``,
+        or ``"@tinyworld"`` for the tokens shipped with the tinyworld models."""
         self.tokens_dir = tokens_dir
         self._tokens: dict[str, InclusiveTokens] = {}
 

@@ -42,7 +42,24 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _load_suite(name: str | None, methods: list[str] | None, limit: int | None):
+def _with_added_methods(suite, specs: list[str]):
+    """The suite plus methods given as ``NAME[@SET,SET]`` (a registered name or ``module:Class``,
+    default parameters, label = the name with ":" as "."; ``@`` restricts the prompt sets)."""
+    from .registry import METHODS
+    from .suite import parse_suite
+
+    data = suite.canonical()
+    for spec in specs:
+        name, _, sets = spec.partition("@")
+        METHODS.get(name, where=f"--add-method {spec}")
+        entry: dict = {"name": name}
+        if sets:
+            entry["prompt_sets"] = _csv(sets)
+        data["methods"].append(entry)
+    return parse_suite(data, f"suite {suite.name!r} with --add-method")
+
+
+def _load_suite(name: str | None, methods: list[str] | None, limit: int | None, add: list[str] | None = None):
     from .suite import resolve_suite, shipped_suites
 
     if name is None:
@@ -52,6 +69,8 @@ def _load_suite(name: str | None, methods: list[str] | None, limit: int | None):
     suite = resolve_suite(name)
     if methods:
         suite = suite.select_methods(methods)
+    if add:
+        suite = _with_added_methods(suite, add)
     if limit:
         sets = [p.model_copy(update={"limit": min(limit, p.limit or limit)}) for p in suite.prompt_sets]
         suite = suite.model_copy(update={"prompt_sets": sets})
@@ -83,30 +102,45 @@ def _generate(args, suite) -> Path:
 
 
 def cmd_generate(args) -> int:
-    suite = _load_suite(args.suite, args.methods, args.limit)
+    suite = _load_suite(args.suite, args.methods, args.limit, args.add_method)
     _generate(args, suite)
     return 0
 
 
 def cmd_run(args) -> int:
-    suite = _load_suite(args.suite, args.methods, args.limit)
+    """Generate, score, write the tables and the report; print where they are and where time went."""
+    import time
+
+    suite = _load_suite(args.suite, args.methods, args.limit, args.add_method)
     args.shard = None
+    t0 = time.perf_counter()
     out = _generate(args, suite)
+    profile = {"generate": time.perf_counter() - t0}
     try:
         from .results.scoring import score_run
         from .results.table import write_tables
     except ImportError as exc:
         print(f"t2ibench: scoring is not available in this installation ({exc}); images are in {out}")
         return 0
-    score_run(out)
-    tables = write_tables([out], out / "results" / "leaderboard.md", "md")
+    aggregates = score_run(out)
+    for label, info in aggregates["metrics"].items():
+        profile[f"score {label}"] = info.get("seconds", 0.0)
+    t1 = time.perf_counter()
+    write_tables([out], out / "results" / "leaderboard.md", "md")
     print(f"t2ibench: results in {out / 'results'}")
     try:
         from .report.html import write_report
     except ImportError:
-        return 0
-    report = write_report(out)
-    print(f"t2ibench: report {report}")
+        write_report = None
+    if write_report is not None:
+        report = write_report(out)
+        print(f"t2ibench: report {report}")
+    profile["tables + report"] = time.perf_counter() - t1
+    profile["total"] = time.perf_counter() - t0
+    from .store import atomic_write_json
+
+    atomic_write_json(out / "results" / "profile.json", {k: round(v, 2) for k, v in profile.items()})
+    print("t2ibench: time (s): " + ", ".join(f"{k} {v:.1f}" for k, v in profile.items()))
     return 0
 
 
@@ -153,6 +187,9 @@ def _add_generation_args(p: argparse.ArgumentParser, suite_required: bool) -> No
         p.add_argument("suite", nargs="?", default=None, help=f"suite name or YAML file (default: {DEFAULT_SUITE})")
     p.add_argument("--out", help="run directory (default: t2ibench-runs/<suite name>)")
     p.add_argument("--methods", type=_csv, help="only these method labels, comma-separated")
+    p.add_argument("--add-method", action="append", metavar="NAME[@SETS]",
+                   help="add a method (registered name or module:Class, default parameters) to the suite, "
+                        "on all prompt sets or on @set1,set2; repeatable. Images already in --out are kept")
     p.add_argument("--limit", type=_positive_int, help="at most N prompts per prompt set")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="weights dtype (auto: fp16 on CUDA, fp32 on CPU)")

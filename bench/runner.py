@@ -121,7 +121,7 @@ def plan(suite: Suite) -> Plan:
         for ps in suite.prompt_sets_of(mspec):
             jobs = []
             for prompt in prompts[ps.name]:
-                for index in range(suite.images_per_prompt):
+                for index in range(suite.images_per_prompt_of(ps)):
                     seed = derive_seed(suite.seed, ps.name, prompt.id, index)
                     job = ImageJob(mspec.label, ps.name, prompt, index, seed)
                     result.configs[job.key] = _config_record(suite, mspec, params, ps.name, prompt, seed)

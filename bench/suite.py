@@ -43,6 +43,9 @@ class PromptSetSpec(_Spec):
     params: dict[str, Any] = Field(default_factory=dict)
     limit: Optional[int] = Field(None, gt=0)
     sample_seed: int = 0
+    #: images per prompt of this set (overrides the suite's ``images_per_prompt``): e.g. many
+    #: alignment prompts with one image each beside few fairness prompts with many images each
+    images_per_prompt: Optional[int] = Field(None, gt=0)
 
 
 class MethodSpec(_Spec):
@@ -119,6 +122,9 @@ class Suite(_Spec):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.canonical(), sort_keys=False, allow_unicode=True)
+
+    def images_per_prompt_of(self, prompt_set: PromptSetSpec) -> int:
+        return prompt_set.images_per_prompt or self.images_per_prompt
 
     def prompt_sets_of(self, method: MethodSpec) -> list[PromptSetSpec]:
         wanted = method.prompt_sets

@@ -10,7 +10,8 @@
 2. pid: DiffusionPID redundancy / uniqueness / synergy for a colour-shape pair and a
    face-attribute pair, mean ± sd over image seeds; the bias probe (subject "person" vs the
    smiling / eyeglasses category words).
-3. switch (when ``--iti-gen`` tokens are given): H2I / I2H grids, CSV and plots.
+3. switch (``--iti-gen`` tokens; on tinyworld the shipped eyeglasses tokens): H2I / I2H grids,
+   CSV and plots for the ITI-GEN prompt vs its hard prompt.
 
 With a model that is not available (no tinyworld weights) it prints "not available: <why>" and
 exits 0. ``--model tiny-sd`` runs every step on random weights (mechanics only; numbers mean
@@ -39,7 +40,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", default="0,1,2", help="image seeds for the PID spread")
     ap.add_argument("--samples", type=int, default=64, help="log-SNR samples per PID estimate")
     ap.add_argument("--steps", type=int, default=25)
-    ap.add_argument("--iti-gen", help="ITI-GEN tokens file for the switch analysis")
+    ap.add_argument("--iti-gen", help="ITI-GEN tokens file for the switch analysis "
+                    "(default with --model tinyworld: the shipped eyeglasses tokens)")
     args = ap.parse_args(argv)
 
     from t2ibench.errors import UserError
@@ -117,6 +119,11 @@ def main(argv=None) -> int:
     print(f"pid: {time.perf_counter() - t0:.1f} s")
 
     # 3. switch -------------------------------------------------------------------------------
+    if not args.iti_gen and args.model == "tinyworld":
+        from t2ibench.baselines.iti_gen import SHIPPED_TINYWORLD, tokens_path
+
+        shipped = tokens_path(SHIPPED_TINYWORLD, "eyeglasses")
+        args.iti_gen = str(shipped) if shipped.is_file() else None
     if args.iti_gen:
         from t2ibench.analysis.cli import cmd_switch
 

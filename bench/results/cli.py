@@ -39,7 +39,15 @@ def cmd_score(args) -> int:
 def cmd_table(args) -> int:
     from .table import write_tables
 
-    text = write_tables([Path(r) for r in args.runs], Path(args.output) if args.output else None, args.format)
+    import shlex
+
+    from ..suite import resolve_suite
+
+    for name in args.pending or []:
+        resolve_suite(name)  # an unknown suite is a one-line error before anything is written
+    command = shlex.join(["t2ibench", "table", *sys.argv[2:]]) if sys.argv[1:2] == ["table"] else None
+    text = write_tables([Path(r) for r in args.runs], Path(args.output) if args.output else None, args.format,
+                        pending=args.pending or [], command=command)
     if args.output:
         print(f"t2ibench: wrote {args.output}")
     else:
@@ -72,6 +80,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("runs", nargs="+", help="run directories (scored)")
     p.add_argument("-o", "--output", help="write to this file (e.g. leaderboard.md); default stdout")
     p.add_argument("--format", default="md", choices=["md", "csv", "json"], help="md (default), csv, or json (the reference format of check)")
+    p.add_argument("--pending", action="append", metavar="SUITE",
+                   help="md: add a section for a suite that has no run yet (what it needs, how to run it); repeatable")
     p.set_defaults(func=cmd_table)
 
     p = subparsers.add_parser("check", help="exit 1 if a scored run got worse than a reference table beyond tolerance")

@@ -211,7 +211,9 @@ def score_run(
     previous = load_aggregates(run_dir, missing_ok=True) if metrics or shard else None
     for i, spec in enumerate(specs):
         scorer = (scorers or {}).get(spec.label) or build_scorer(spec, where=f"metrics[{i}] ({spec.label})")
+        t0 = time.perf_counter()
         m = score_metric(run, records, spec, scorer, quiet=quiet, shard=shard)
+        m["seconds"] = round(time.perf_counter() - t0, 2)  # wall time: model load, scoring, aggregation
         out["rows"] += m.pop("rows")
         out["metrics"][spec.label] = m
     if shard is not None:

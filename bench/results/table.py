@@ -30,9 +30,22 @@ def entries_of(aggregates: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _variants(run_dir: Path | str) -> dict[str, str]:
+    """``{label: method name}`` of the run's suite methods whose label differs from the name
+    (ablations and other configured variants); empty when the suite cannot be read."""
+    from ..store import RunDir
+
+    try:
+        suite = RunDir(run_dir).suite()
+    except Exception:  # tables of aggregates copied without their run directory
+        return {}
+    names = {m.label for m in suite.methods}
+    return {m.label: m.name for m in suite.methods if m.label != m.name and m.name in names}
+
+
 def collect(run_dirs: Iterable[Path | str]) -> dict[str, Any]:
     """The table document (the ``json`` format) of several runs."""
-    runs, entries, conventions = [], [], {}
+    runs, entries, conventions, variants = [], [], {}, {}
     for rd in run_dirs:
         agg = load_aggregates(rd)
         runs.append({k: agg.get(k) for k in ("run", "suite", "suite_hash", "model", "t2ibench", "n_images")})
@@ -41,10 +54,12 @@ def collect(run_dirs: Iterable[Path | str]) -> dict[str, Any]:
         for label, info in agg.get("metrics", {}).items():
             conv[label] = {"name": info.get("name"), "available": info.get("available"), "reason": info.get("reason"),
                            **(info.get("conventions") or {})}
+        variants.setdefault(agg.get("suite"), {}).update(_variants(rd))
     seen: dict[tuple, dict] = {}
     for e in entries:  # later runs override earlier ones for the same key
         seen[tuple(e.get(k) for k in KEY_FIELDS)] = e
-    return {"format": TABLE_FORMAT, "runs": runs, "conventions": conventions, "entries": list(seen.values())}
+    return {"format": TABLE_FORMAT, "runs": runs, "conventions": conventions, "variants": variants,
+            "entries": list(seen.values())}
 
 
 def format_value(x: Any) -> str:
@@ -56,11 +71,13 @@ def format_value(x: Any) -> str:
     return str(x)
 
 
-def cell(entry: dict[str, Any] | None) -> str:
+def cell(entry: dict[str, Any] | None, *, accuracy: bool = True) -> str:
+    """One table cell: ``value [95 % interval] (n=…)``; unavailable metrics say so (the reason
+    is in the conventions); ``accuracy``: append the classifier's accuracy on references."""
     if entry is None:
         return ""
     if not entry.get("available", True):
-        return f"not available: {entry.get('reason')}"
+        return "not available"
     if entry.get("value") is None:
         return f"– ({entry.get('note', 'no value')}, n={entry.get('n')})"
     s = format_value(entry["value"])
@@ -69,7 +86,7 @@ def cell(entry: dict[str, Any] | None) -> str:
         s += f" [{format_value(lo)}, {format_value(hi)}]"
     s += f" (n={entry.get('n')})"
     acc = entry.get("classifier_accuracy")
-    if acc is not None:
+    if accuracy and acc is not None:
         s += f" acc={acc:.3g}"
     return s
 
@@ -90,22 +107,94 @@ def _md_escape(s: str) -> str:
     return s.replace("|", "\\|").replace("\n", " ")
 
 
-def to_markdown(doc: dict[str, Any]) -> str:
+def _column_blocks(columns: list[str]) -> list[tuple[str, list[str]]]:
+    """Columns split into blocks: ungrouped ones first (block ""), then one block per metric label
+    of a multi-column metric (columns ``label.column``), in order of first appearance."""
+    blocks: dict[str, list[str]] = {"": []}
+    for c in columns:
+        label = c.split(".", 1)[0] if "." in c else ""
+        blocks.setdefault(label, []).append(c)
+    return [(k, v) for k, v in blocks.items() if v]
+
+
+def _md_table(g: dict[str, Any], cols: list[str], methods: list[str], strip: str = "") -> list[str]:
+    heads = [c[len(strip):] if strip and c.startswith(strip) else c for c in cols]
+    accs = {c: next((e.get("classifier_accuracy") for e in g["cells"].values()
+                     if e["column"] == c and e.get("classifier_accuracy") is not None), None) for c in cols}
+    per_column_acc = any(a is not None for a in accs.values())
+    lines = ["| method | " + " | ".join(_md_escape(h) + _arrow(g, c) for h, c in zip(heads, cols)) + " |",
+             "|---|" + "---|" * len(cols)]
+    for m in methods:
+        cells = [cell(g["cells"].get((m, c)), accuracy=not per_column_acc) for c in cols]
+        if any(cells):
+            lines.append(f"| {_md_escape(m)} | " + " | ".join(_md_escape(x) for x in cells) + " |")
+    if per_column_acc:
+        lines.append("| *classifier accuracy on labelled references* | "
+                     + " | ".join("" if accs[c] is None else f"{accs[c]:.3g}" for c in cols) + " |")
+    return lines
+
+
+def _split_variants(methods: list[str], variants: dict[str, str]) -> tuple[list[str], list[str]]:
+    """(main rows, ablation rows): each variant listed after its base method, which is repeated."""
+    main = [m for m in methods if m not in variants]
+    ablation: list[str] = []
+    for base in main:
+        mine = [m for m in methods if variants.get(m) == base]
+        if mine:
+            ablation += [base, *mine]
+    return main, ablation
+
+
+def _pending_section(name_or_path: str) -> list[str]:
+    """A section for a suite that has not been run: what it is, what it needs, how to run it."""
+    from ..suite import resolve_suite, shipped_suites
+
+    suite = resolve_suite(name_or_path)
+    path = shipped_suites().get(name_or_path) or Path(name_or_path)
+    comment = []
+    for line in Path(path).read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        comment.append(line.lstrip("#").strip())
+    lines = [f"## Suite `{suite.name}` (not run yet)", "", f"{suite.description}. Model `{suite.model}`, "
+             f"{suite.sampler.steps} {suite.sampler.scheduler} steps, guidance {suite.sampler.guidance:g}, "
+             f"{suite.sampler.width}x{suite.sampler.height}, seed {suite.seed}.", ""]
+    if comment:  # the suite file's own header: what it needs (weights, data) and where
+        lines += ["From the suite file:", "", "```text", *comment, "```", ""]
+    lines += ["No numbers until someone has run it (a GPU is needed):", "", "```bash",
+              f"t2ibench run {suite.name} --out runs/{suite.name}",
+              "```", "",
+              f"then add `runs/{suite.name}` to the `t2ibench table` command at the end of this file "
+              f"(and drop `--pending {suite.name}`).", ""]
+    return lines
+
+
+def to_markdown(doc: dict[str, Any], pending: Iterable[str] = (), command: str | None = None) -> str:
+    """Markdown tables; ``pending``: suites without a run (sections say how to produce them);
+    ``command``: the command line that wrote the file (printed at the end)."""
     lines = ["# t2ibench results", "",
-             "Cells: value [95 % interval] (n images). Lower is better for fid, fd and kl; higher for the others.", ""]
+             "Cells: value [95 % interval] (n images). Lower is better for fid, fd and kl; higher for the others.",
+             "A multi-column metric (e.g. FD and KL per tSA) gets its own table; a metric that could not "
+             "run says \"not available\" and its reason is under Conventions. Ablations (methods run "
+             "under a label of their own) follow their method in a separate table.", ""]
     groups = _groups(doc)
     for suite in sorted({s for s, _ in groups}):
         lines += [f"## Suite `{suite}`", ""]
+        variants = doc.get("variants", {}).get(suite, {})
         for (s, pset), g in sorted(groups.items()):
             if s != suite:
                 continue
             lines += [f"### Prompt set `{pset}` (model `{g['model']}`)", ""]
-            cols = g["columns"]
-            lines.append("| method | " + " | ".join(_md_escape(c) + _arrow(g, c) for c in cols) + " |")
-            lines.append("|---|" + "---|" * len(cols))
-            for m in g["methods"]:
-                lines.append(f"| {_md_escape(m)} | " + " | ".join(_md_escape(cell(g["cells"].get((m, c)))) for c in cols) + " |")
-            lines.append("")
+            main, ablation = _split_variants(g["methods"], variants)
+            for title, rows in (("", main), ("Ablations", ablation)):
+                if not rows:
+                    continue
+                if title:
+                    lines += [f"#### {title} (prompt set `{pset}`)", ""]
+                for label, cols in _column_blocks(g["columns"]):
+                    if label:
+                        lines += [f"`{label}`:", ""]
+                    lines += _md_table(g, cols, rows, strip=f"{label}." if label else "") + [""]
         conv = doc.get("conventions", {}).get(suite, {})
         if conv:
             lines += ["Conventions:", ""]
@@ -116,8 +205,10 @@ def to_markdown(doc: dict[str, Any]) -> str:
                 rest = "; ".join(f"{k}: {v}" for k, v in c.items() if k not in ("name", "available", "reason"))
                 lines.append(f"- `{label}` ({c.get('name')}): {rest}")
             lines.append("")
+    for name in pending:
+        lines += _pending_section(name)
     runs = ", ".join(f"`{r['run']}` (suite hash {r['suite_hash']}, t2ibench {r['t2ibench']})" for r in doc["runs"])
-    lines += [f"Runs: {runs}. Produced by `t2ibench table`.", ""]
+    lines += [f"Runs: {runs}.", "", f"Produced by `{command}`." if command else "Produced by `t2ibench table`.", ""]
     return "\n".join(lines)
 
 
@@ -157,9 +248,9 @@ def to_csv(doc: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
-def render(doc: dict[str, Any], fmt: str) -> str:
+def render(doc: dict[str, Any], fmt: str, pending: Iterable[str] = (), command: str | None = None) -> str:
     if fmt == "md":
-        return to_markdown(doc)
+        return to_markdown(doc, pending, command)
     if fmt == "csv":
         return to_csv(doc)
     if fmt == "json":
@@ -167,11 +258,13 @@ def render(doc: dict[str, Any], fmt: str) -> str:
     raise UserError(f"--format {fmt!r}; expected one of {list(FORMATS)}")
 
 
-def write_tables(run_dirs: list[Path | str], out: Path | str | None, fmt: str = "md") -> str:
-    """Render the tables of ``run_dirs`` in ``fmt`` and write them to ``out`` (atomically) if given."""
+def write_tables(run_dirs: list[Path | str], out: Path | str | None, fmt: str = "md", *,
+                 pending: Iterable[str] = (), command: str | None = None) -> str:
+    """Render the tables of ``run_dirs`` in ``fmt`` and write them to ``out`` (atomically) if given
+    (md only: ``pending`` suites get a how-to-run section, ``command`` is printed at the end)."""
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}; expected one of {list(FORMATS)}")
-    text = render(collect(run_dirs), fmt)
+    text = render(collect(run_dirs), fmt, pending, command)
     if out is not None:
         atomic_write_text(out, text)
     return text

@@ -54,7 +54,13 @@ def _train(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from .evaluate import run_eval
 
-    parts = args.parts.split(",") if args.parts else ["evaluator", "clip", "vae", "pipeline"]
+    from ..errors import UserError
+
+    known = ["evaluator", "clip", "vae", "pipeline", "itigen"]
+    parts = args.parts.split(",") if args.parts else known
+    bad = [p for p in parts if p not in known]
+    if bad:
+        raise UserError(f"world eval: --parts {bad[0]!r}; expected a comma list of {','.join(known)}")
     run_eval(args.weights, parts=parts, quick=args.quick, steps=args.steps, guidance=args.guidance,
              threads=args.threads)
     return 0
@@ -93,7 +99,7 @@ def add_commands(subparsers) -> None:
 
     e = sub.add_parser("eval", help="measure the held-out figures and write them into the model cards")
     e.add_argument("--weights", default=None, help="weights folder (default: the package's)")
-    e.add_argument("--parts", default=None, help="comma list of evaluator,clip,vae,pipeline (default all)")
+    e.add_argument("--parts", default=None, help="comma list of evaluator,clip,vae,pipeline,itigen (default all)")
     e.add_argument("--quick", action="store_true", help="small samples (smoke check, not the reported figures)")
     e.add_argument("--steps", type=int, default=25, help="denoising steps for the pipeline figures")
     e.add_argument("--guidance", type=float, default=5.0)

@@ -11,8 +11,11 @@ Figures (all on renders from the held-out seed range, never trained on):
   attribute-naming headshot prompts, the neutral prompt's FD per tSA next to the FD of a
   balanced set of renders and of the training distribution, binding / count / relation error
   rates. FD = ||p_hat - uniform||_2 over evaluator argmax predictions.
+- itigen (the shipped ITI-GEN tokens on the shipped pipeline, same sampler): per tSA, the share
+  of images the evaluator reads as the category whose tokens were used, and the FD of the
+  balanced generation (image i uses category i % K) next to the neutral prompt's.
 
-Results go to ``OUT/eval.json`` and into the model cards ``OUT/{pipeline,clip,evaluator}/README.md``.
+Results go to ``OUT/eval.json`` and into the model cards ``OUT/{pipeline,clip,evaluator,itigen}/README.md``.
 """
 
 from __future__ import annotations
@@ -224,6 +227,40 @@ def eval_pipeline(out: Path, steps: int = 25, guidance: float = 5.0, per_categor
     return res
 
 
+@torch.inference_mode()
+def eval_itigen(out: Path, steps: int = 25, guidance: float = 5.0, per_category: int = 24) -> dict[str, Any]:
+    from t2ibench.baselines.iti_gen import InclusiveTokens, encode_inclusive, tokens_path
+
+    from .render import NEUTRAL_FACE
+
+    pipe = load_pipeline(out / "pipeline")
+    ev = load_evaluator(out / "evaluator")
+    res: dict[str, Any] = {"steps": steps, "guidance": guidance, "per_category": per_category, "tsas": {}}
+    for tsa, spec in TSAS.items():
+        tok = InclusiveTokens.load(tokens_path(out / "itigen", tsa))
+        k = len(spec["values"])
+        n = per_category * k
+        cats = [i % k for i in range(n)]
+        seeds = [700_000 + i for i in range(n)]
+        images = []
+        for s in range(0, n, 32):
+            embeds, _ = encode_inclusive(pipe, [NEUTRAL_FACE] * len(cats[s:s + 32]), [tok] * len(cats[s:s + 32]),
+                                         cats[s:s + 32])
+            gens = [torch.Generator("cpu").manual_seed(x) for x in seeds[s:s + 32]]
+            images.append(pipe(**embeds.kwargs(), num_inference_steps=steps, guidance_scale=guidance, height=64,
+                               width=64, generator=gens, output_type="pt").images.float().cpu())
+        pred = ev.predict(torch.cat(images))
+        idx = np.array([spec["values"].index(v) for v in pred[spec["key"]]])
+        res["tsas"][tsa] = {
+            "category_hit_rate": float(np.mean(idx == np.array(cats))),
+            "fd_iti_gen": fd(idx, k),
+            "distribution": (np.bincount(idx, minlength=k) / n).round(4).tolist(),
+            "categories": list(spec["names"]),
+            "n_images": n,
+        }
+    return res
+
+
 # ---------------------------------------------------------------------------------------------
 # model cards
 
@@ -328,9 +365,34 @@ def write_cards(out: Path, figures: dict[str, Any]) -> None:
                       "with uniform attributes; target >= 0.97 each):", "", "| attribute | accuracy |", "| --- | --- |",
                       _table(e.get("accuracy", {})), ""]
         (out / "evaluator" / "README.md").write_text("\n".join(lines) + "\n")
+    if (out / "itigen").is_dir():
+        it = figures.get("itigen") or {}
+        neutral = (figures.get("pipeline") or {}).get("neutral_prompt_fd", {})
+        lines = ["# tinyworld ITI-GEN tokens", "",
+                 "ITI-GEN inclusive tokens (3 per category) for each face tSA, learned with the tiny CLIP "
+                 "(`t2ibench world train --stage itigen`, `t2ibench.baselines.iti_gen.train_iti_gen`: direction loss "
+                 "+ semantic consistency, CLIP frozen) from balanced reference renders. They live in the tiny CLIP's "
+                 "text token-embedding space, which is the pipeline's text encoder's. Use with "
+                 "`params: {tokens_dir: \"@tinyworld\"}` on `iti-gen` / `fairqueue`.", "",
+                 "## Training", "", stage_facts("itigen"), "",
+                 f"## Held-out figures (`{cmd}`)", ""]
+        if it.get("tsas"):
+            lines += [f"Generation with the tokens on the shipped pipeline ({it.get('steps')} steps, guidance "
+                      f"{it.get('guidance')}, {it.get('per_category')} images per category, image i uses category "
+                      "i % K). Hit rate: share of images the evaluator reads as the intended category. FD = "
+                      "||p_hat - uniform||_2 of the evaluator's predictions, next to the neutral prompt's:", "",
+                      "| tSA | hit rate | FD with tokens | FD neutral prompt | shares with tokens |",
+                      "| --- | --- | --- | --- | --- |"]
+            for tsa, r in it["tsas"].items():
+                nfd = neutral.get(tsa, {}).get("fd_neutral_prompt")
+                lines.append(f"| {tsa} | {r['category_hit_rate']:.3f} | {r['fd_iti_gen']:.3f} | "
+                             + (f"{nfd:.3f}" if nfd is not None else "–") + " | "
+                             + ", ".join(f"{c} {x:.2f}" for c, x in zip(r["categories"], r["distribution"])) + " |")
+            lines.append("")
+        (out / "itigen" / "README.md").write_text("\n".join(lines) + "\n")
 
 
-def run_eval(out: str | Path | None = None, parts=("evaluator", "clip", "vae", "pipeline"),
+def run_eval(out: str | Path | None = None, parts=("evaluator", "clip", "vae", "pipeline", "itigen"),
              quick: bool = False, steps: int = 25, guidance: float = 5.0, threads: int | None = None) -> dict:
     if threads:
         torch.set_num_threads(threads)
@@ -343,6 +405,7 @@ def run_eval(out: str | Path | None = None, parts=("evaluator", "clip", "vae", "
         "vae": lambda: eval_vae(out, n=64 if quick else 256),
         "pipeline": lambda: eval_pipeline(out, steps=steps, guidance=guidance, per_category=4 if quick else 24,
                                           images_per_prompt=1 if quick else 2, n_neutral=16 if quick else 128),
+        "itigen": lambda: eval_itigen(out, steps=steps, guidance=guidance, per_category=4 if quick else 24),
     }
     for part in parts:
         t0 = time.time()

@@ -3,6 +3,7 @@
 ``weights_dir()/pipeline``  a StableDiffusionPipeline (``from_pretrained(dir)`` loads offline)
 ``weights_dir()/clip``      transformers CLIPModel + CLIPTokenizer + CLIPImageProcessor (fp16 on disk)
 ``weights_dir()/evaluator`` the evaluator CNN (model.safetensors + config.json)
+``weights_dir()/itigen``    ITI-GEN inclusive tokens per face tSA (``tokens_dir: "@tinyworld"``)
 
 Importing this module is cheap (no torch). ``T2IBENCH_WORLD_WEIGHTS`` overrides the folder.
 """
@@ -29,6 +30,10 @@ def clip_dir() -> Path:
 
 def evaluator_dir() -> Path:
     return weights_dir() / "evaluator"
+
+
+def itigen_dir() -> Path:
+    return weights_dir() / "itigen"
 
 
 def pipeline_available() -> bool:

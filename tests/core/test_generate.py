@@ -59,6 +59,21 @@ def test_seeds_do_not_depend_on_method_or_batching(tmp_path, write_suite):
     assert derive_seed(7, "mixed", "p00000", 0) == seeds_a["images/sd/mixed/p00000-0000.json"]
 
 
+def test_prompt_set_images_per_prompt_overrides_the_suite():
+    from t2ibench.runner import plan
+    from t2ibench.suite import parse_suite
+
+    suite = parse_suite({
+        "name": "t", "model": "tiny-sd", "images_per_prompt": 2,
+        "prompt_sets": [{"name": "few", "dataset": "prompts", "params": {"prompts": ["a", "b", "c"]}},
+                        {"name": "many", "dataset": "prompts", "params": {"prompts": ["d"]}, "images_per_prompt": 5}],
+        "methods": [{"name": "sd"}],
+    }, "t.yaml")
+    jobs = [job for batch in plan(suite).batches for job in batch.jobs]
+    per_set = {ps: sorted(j.index for j in jobs if j.prompt_set == ps) for ps in ("few", "many")}
+    assert per_set == {"few": [0, 0, 0, 1, 1, 1], "many": [0, 1, 2, 3, 4]}
+
+
 def test_long_prompt_truncated_with_warning_and_recorded(tmp_path, capsys):
     long_prompt = " ".join(["a red circle and a blue square"] * 20)
     suite = tmp_path / "s.yaml"

@@ -113,3 +113,29 @@ def test_check_rejects_non_reference(make_run, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     assert main(["check", str(run.path), "--against", str(bad)]) == 2
+
+
+def _entry(method, column, value, **kw):
+    return {"suite": "s", "model": "m", "prompt_set": "p", "method": method, "column": column, "value": value,
+            "n": 4, "ci": None, "available": True, "lower_is_better": True, **kw}
+
+
+def test_markdown_ablations_blocks_and_pending_suites():
+    from t2ibench.results.table import to_markdown
+
+    doc = {"runs": [{"run": "r", "suite_hash": "h", "t2ibench": "0"}], "conventions": {},
+           "variants": {"s": {"fq-pq": "fq"}},
+           "entries": [_entry(m, c, v, **({"classifier_accuracy": 0.9} if "." in c else {}))
+                       for m, v in (("sd", 1.0), ("fq", 0.5), ("fq-pq", 0.75))
+                       for c in ("fid", "fd-ev.fd:smiling")]
+                      + [_entry("sd", "image_reward", None, available=False, reason="no weights")]}
+    md = to_markdown(doc, pending=["fairness-sd14"], command="t2ibench table r --pending fairness-sd14")
+    main, ablations = md.split("#### Ablations")[0], md.split("#### Ablations")[1].split("## Suite")[0]
+    assert "| sd | 1 (n=4) |" in main and "| fq | 0.5 (n=4) |" in main and "fq-pq" not in main
+    assert "| fq | 0.5 (n=4) |" in ablations and "| fq-pq | 0.75 (n=4) |" in ablations and "| sd |" not in ablations
+    # a multi-column metric gets its own table; the classifier's accuracy is a row, not in every cell
+    assert "`fd-ev`:" in main and "| method | fd:smiling ↓ |" in main and "acc=" not in md
+    assert "| *classifier accuracy on labelled references* | 0.9 |" in main
+    assert "| sd | 1 (n=4) | not available |" in main
+    assert "## Suite `fairness-sd14` (not run yet)" in md and "t2ibench run fairness-sd14 --out runs/fairness-sd14" in md
+    assert md.rstrip().endswith("Produced by `t2ibench table r --pending fairness-sd14`.")

@@ -57,3 +57,16 @@ def test_shipped_clip_loads():
     emb = model.get_text_features(input_ids=ids)
     emb = getattr(emb, "pooler_output", emb)
     assert emb.shape[-1] == model.config.projection_dim
+
+
+@pytest.mark.skipif(not pipeline_available(), reason=f"tinyworld pipeline weights not shipped yet in {pipeline_dir()}")
+def test_shipped_itigen_tokens_match_the_pipeline_and_the_prompt_set():
+    from t2ibench.baselines.iti_gen import SHIPPED_TINYWORLD, InclusiveTokens, tokens_path
+    from t2ibench.world.evaluator import TSAS
+    from t2ibench.world.prompts import fairness_meta
+
+    width = json.loads((pipeline_dir() / "text_encoder" / "config.json").read_text())["hidden_size"]
+    for tsa in TSAS:
+        tok = InclusiveTokens.load(tokens_path(SHIPPED_TINYWORLD, tsa))
+        assert tok.categories == fairness_meta(tsa)["categories"]
+        assert tok.for_encoder("text_encoder", width).shape[-1] == width

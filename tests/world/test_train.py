@@ -19,6 +19,7 @@ def trained(tmp_path_factory):
     for stage in ("tokenizer", "clip", "vae", "evaluator"):
         info[stage] = train(TrainConfig(stage=stage, steps=2, **kw))
     info["unet"] = train(TrainConfig(stage="unet", steps=2, n_latents=8, **kw))
+    info["itigen"] = train(TrainConfig(stage="itigen", steps=5, **kw))
     return work, out, kw, info
 
 
@@ -36,6 +37,22 @@ def test_stages_write_weights_and_logs(trained):
         assert (out / f).is_file(), f
     meta = json.loads((out / "training.json").read_text())
     assert meta["unet"]["steps"] == 2 and "wall_time_s" in meta["unet"]
+
+
+def test_itigen_stage_learns_tokens_per_face_tsa(trained):
+    from t2ibench.baselines.iti_gen import InclusiveTokens, tokens_path
+    from t2ibench.world.evaluator import TSAS
+
+    work, out, _, info = trained
+    assert info["itigen"]["step"] == 5
+    width = json.loads((out / "pipeline" / "text_encoder" / "config.json").read_text())["hidden_size"]
+    for tsa, spec in TSAS.items():
+        tok = InclusiveTokens.load(tokens_path(out / "itigen", tsa))
+        assert tok.categories == spec["names"] and tok.base_prompt == "a headshot of a person"
+        assert tok.tokens["tokens"].shape == (len(spec["names"]), 3, width)
+        assert tok.meta["n_reference"] == {name: 200 for name in spec["names"]}
+    meta = json.loads((out / "training.json").read_text())["itigen"]
+    assert set(meta["loss"]) == set(TSAS) and "itigen: wrote 4 token files" in (work / "itigen" / "log.txt").read_text()
 
 
 def test_resume_continues_from_checkpoint(trained):
