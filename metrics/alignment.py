@@ -2,12 +2,17 @@
 
 The exact-answer counterpart of the papers' question-based check (color, count, texture, time,
 location, multi-object binding). A *judge* reads images and compares them with the prompts'
-labels: ``judge(images: list[PIL], prompt_metas: list[dict]) -> list[float]`` with 1.0 = every
-labelled fact right, 0.0 = wrong (values in between allowed: share of facts right). The
-tinyworld judge wraps the trained evaluator (t2ibench.metrics.tinyworld).
+labels: ``judge(images: list[PIL], prompt_metas: list[dict]) -> list[float | dict]`` with 1.0 =
+every labelled fact right, 0.0 = wrong (values in between allowed: share of facts right); a
+judge may return ``{"correct": float, "checks": {name: bool}}`` per image instead, to report
+each kind of fact as well. The tinyworld judge wraps the trained evaluator
+(t2ibench.metrics.tinyworld); its checks: family, objects (shape, colour, texture of every
+named object), colors (every named colour on some object, shape ignored), count, background,
+relation, and the face attributes.
 
 Accuracy per category = mean judge value over the images of that category, with a 95 %
-percentile-bootstrap interval; ``accuracy:all`` pools all categories.
+percentile-bootstrap interval; ``accuracy:all`` pools all categories; ``check:<name>`` = share of
+the images a check applies to where it holds (all categories pooled).
 """
 
 from __future__ import annotations
@@ -68,7 +73,7 @@ def _category(meta: Mapping[str, Any]) -> str:
 class AlignmentScorer(Scorer):
     """Per-category alignment accuracy judged by ``judge`` ("tinyworld" or "module:callable").
 
-    Columns ``accuracy:<category>`` and ``accuracy:all``.
+    Columns ``accuracy:<category>``, ``accuracy:all`` and, for judges that report them, ``check:<name>``.
     """
 
     name = "alignment"
@@ -112,7 +117,8 @@ class AlignmentScorer(Scorer):
 
     def score(self, images, metas):
         values = self.judge(list(images), [m.get("prompt_meta") or {} for m in metas])
-        return [{"correct": float(v)} for v in values]
+        return [{"correct": float(v["correct"]), "checks": dict(v.get("checks") or {})} if isinstance(v, Mapping)
+                else {"correct": float(v)} for v in values]
 
     def aggregate(self, values, metas):
         by: dict[str, list[float]] = defaultdict(list)
@@ -122,4 +128,10 @@ class AlignmentScorer(Scorer):
         for cat, vals in sorted(by.items()):
             out[f"accuracy:{cat}"] = {**mean_ci(vals, n_boot=self.bootstrap), "lower_is_better": False}
         out["accuracy:all"] = {**mean_ci([v["correct"] for v in values], n_boot=self.bootstrap), "lower_is_better": False}
+        checks: dict[str, list[float]] = defaultdict(list)
+        for v in values:
+            for name, ok in (v.get("checks") or {}).items():
+                checks[name].append(float(ok))
+        for name, vals in sorted(checks.items()):
+            out[f"check:{name}"] = {**mean_ci(vals, n_boot=self.bootstrap), "lower_is_better": False}
         return out

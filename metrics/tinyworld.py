@@ -144,14 +144,18 @@ def tiny_evaluator_classifier() -> TinyEvaluatorClassifier:
 class TinyAlignmentJudge:
     """tinyworld's evaluator + ``check_prompt``: 1.0 when every fact the prompt asserts is read back."""
 
-    name = "tinyworld evaluator (check_prompt: all asserted facts)"
+    name = "tinyworld evaluator (check_prompt: all asserted facts; per-check rates)"
 
     def __init__(self) -> None:
         self.module, self.evaluator = _load_evaluator()
 
     def __call__(self, images, prompt_metas):
         preds = self.evaluator.unbatch(self.evaluator.predict(list(images)))
-        return [float(self.module.check_prompt(pm.get("labels", {}), p)["correct"]) for pm, p in zip(prompt_metas, preds)]
+        out = []
+        for pm, p in zip(prompt_metas, preds):
+            r = self.module.check_prompt(pm.get("labels", {}), p)
+            out.append({"correct": float(r["correct"]), "checks": {k: bool(v) for k, v in r["checks"].items()}})
+        return out
 
 
 def tiny_alignment_judge() -> TinyAlignmentJudge:

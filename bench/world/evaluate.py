@@ -177,6 +177,13 @@ def eval_pipeline(out: Path, steps: int = 25, guidance: float = 5.0, per_categor
         per_cat.setdefault(c, []).append(ch["correct"])
     res["alignment_accuracy"] = {c: float(np.mean(v)) for c, v in per_cat.items()}
     res["single_object_shape_and_color"] = res["alignment_accuracy"].get("color")
+    rates: dict[str, list[bool]] = {}
+    for ch in checks:
+        for name, ok in ch["checks"].items():
+            rates.setdefault(name, []).append(bool(ok))
+    res["check_rates"] = {k: float(np.mean(v)) for k, v in sorted(rates.items())}
+    res["single_object_color_right"] = float(np.mean([ch["checks"].get("colors", False)
+                                                      for c, ch in zip(cats, checks) if c == "color"]))
     two = [(c, ch) for c, ch in zip(cats, checks) if c in ("binding", "location")]
     res["binding_error_rate"] = float(np.mean([not ch["checks"].get("objects", False) for c, ch in two if c == "binding"]))
     res["relation_error_rate"] = float(np.mean([not ch["checks"].get("relation", False) for c, ch in two if c == "location"]))
@@ -319,11 +326,14 @@ def write_cards(out: Path, figures: dict[str, Any]) -> None:
                       _table(p.get("alignment_accuracy", {})), "",
                       "| figure | value |", "| --- | --- |",
                       _table({"single-object shape and colour right (target 0.85)": p.get("single_object_shape_and_color"),
+                              "single-object colour right, shape ignored": p.get("single_object_color_right"),
                               "attribute-naming headshot prompts right (target 0.80)": p.get("headshot_attribute_accuracy_all"),
                               "binding error rate (two-object prompts)": p.get("binding_error_rate"),
                               "count error rate": p.get("count_error_rate"),
                               "relation error rate": p.get("relation_error_rate"),
                               "neutral prompt: share read as a face": p.get("neutral_face_share")}), "",
+                      "Rate of each kind of fact over all alignment prompts that assert it:", "",
+                      "| check | rate |", "| --- | --- |", _table(p.get("check_rates", {})), "",
                       "Attribute-naming headshot prompts per tSA:", "", "| tSA | accuracy |", "| --- | --- |",
                       _table(p.get("headshot_attribute_accuracy", {})), "",
                       f"Neutral prompt \"a headshot of a person\" ({p.get('n_neutral')} images): FD = ||p_hat - uniform||_2 "

@@ -298,6 +298,8 @@ def check_prompt(labels: Mapping[str, Any], prediction: Mapping[str, Any]) -> di
         groups = labels.get("objects", [])
         if groups:
             checks["objects"] = all(any(_matches(o, g) for o in objs) for g in groups)
+        if any(g.get("color") for g in groups):  # colour only, shape ignored (implied by "objects")
+            checks["colors"] = all(any(o["color"] == g["color"] for o in objs) for g in groups if g.get("color"))
         if any(int(g.get("count", 1)) > 1 for g in groups) or labels.get("check_count"):
             checks["count"] = all(sum(_matches(o, g) for o in objs) == int(g.get("count", 1)) for g in groups)
         if labels.get("background"):

@@ -152,6 +152,7 @@ class Shouting(Method):
 def test_method_from_outside_the_package(tmp_path, write_suite, monkeypatch, capsys):
     (tmp_path / "my_methods.py").write_text(PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "my_methods", raising=False)  # another test's my_methods
     path = write_suite(n=1, batch=3)
     path.write_text(path.read_text().replace("  - name: sd", "  - name: my_methods:Shouting\n    label: shout\n    params: {suffix: '!!'}"))
     assert run_cli("generate", path, "--out", tmp_path / "r", "--quiet") == 0

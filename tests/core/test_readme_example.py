@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 from .conftest import run_cli
@@ -20,6 +21,7 @@ def _example_code() -> str:
 def test_readme_method_example_adds_a_row(tmp_path, write_suite, monkeypatch, capsys):
     (tmp_path / "my_methods.py").write_text(_example_code())
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "my_methods", raising=False)  # another test's my_methods
     suite = write_suite(n=1, batch=3)
     run = tmp_path / "run"
     assert run_cli("generate", suite, "--out", run, "--quiet") == 0

@@ -40,3 +40,34 @@ def test_scorer_with_stand_in_judge():
     assert agg["accuracy:all"]["value"] == 0.5 and agg["accuracy:binding"]["value"] == 0.0
     assert s.applies(metas[0])
     assert not s.applies({"prompt_meta": {"tsa": "x", "categories": ["a", "b"], "labels": {}}})
+
+
+def test_per_check_rates_pool_the_images_each_check_applies_to():
+    def judge(images, prompt_metas):
+        return [{"correct": float(all(pm["checks"].values())), "checks": pm["checks"]} for pm in prompt_metas]
+
+    checks = [{"objects": False, "colors": True}, {"objects": True, "colors": True},
+              {"objects": False, "colors": False, "count": False}]
+    metas = [{"prompt_meta": {"category": c, "labels": {}, "checks": ch}} for c, ch in zip(("color", "binding", "count"), checks)]
+    s = AlignmentScorer(_judge=judge, bootstrap=100)
+    agg = s.aggregate(s.score(random_images(3), metas), metas)
+    assert agg["check:objects"]["value"] == pytest.approx(1 / 3) and agg["check:objects"]["n"] == 3
+    assert agg["check:colors"]["value"] == pytest.approx(2 / 3)
+    assert agg["check:count"]["value"] == 0.0 and agg["check:count"]["n"] == 1
+    assert agg["accuracy:all"]["value"] == pytest.approx(1 / 3)
+
+
+def test_tinyworld_colors_check_ignores_shape_and_catches_leakage():
+    from t2ibench.world.evaluator import check_prompt
+
+    want = {"family": "objects", "objects": [{"shape": "circle", "color": "green"}, {"shape": "triangle", "color": "blue"}]}
+
+    def pred(*objs):
+        return {"family": "objects", "background": "day", "count": len(objs),
+                "objects": [{"shape": s, "color": c, "texture": "plain", "row": 0, "col": i} for i, (s, c) in enumerate(objs)]}
+
+    right_colours = check_prompt(want, pred(("square", "green"), ("square", "blue")))
+    assert right_colours["checks"] == {"family": True, "objects": False, "colors": True} and not right_colours["correct"]
+    leaked = check_prompt(want, pred(("circle", "green"), ("triangle", "green")))
+    assert leaked["checks"]["colors"] is False
+    assert check_prompt(want, pred(("circle", "green"), ("triangle", "blue")))["correct"]
