@@ -65,6 +65,7 @@ class TrainConfig:
     n_latents: int = 20000  # unet: training renders whose latents are precomputed
     cfg_dropout: float = 0.1  # unet: share of empty captions (classifier-free guidance)
     ema: float = 0.999  # unet: EMA decay of exported weights
+    snr_gamma: float | None = 5.0  # unet: min-SNR-gamma loss weighting (Hang et al. 2023); None = plain MSE
     progress: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -329,15 +330,27 @@ def train_clip(cfg: TrainConfig) -> dict:
     return run_loop(cfg, "clip", {"model": model, "opt": opt}, step_fn, export, log)
 
 
-def export_clip(model, tok, out: Path, size: str = "base") -> None:
-    """clip/: CLIPModel (fp16 on disk) + tokenizer + image processor; pipeline/text_encoder (fp32)."""
+def save_half_precision(model, directory: Path) -> None:
+    """``save_pretrained`` with float16 weights on disk and ``dtype: float32`` in config.json.
+
+    The file is half the size; ``from_pretrained`` without a dtype (transformers' "auto") reads
+    the config and computes in float32, so a plain load of the pipeline runs on the CPU.
+    """
     import copy
 
+    copy.deepcopy(model).to("cpu").half().save_pretrained(str(directory), safe_serialization=True)
+    cfg_path = Path(directory) / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["dtype"] = "float32"
+    cfg_path.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+
+
+def export_clip(model, tok, out: Path, size: str = "base") -> None:
+    """clip/: CLIPModel + tokenizer + image processor; pipeline/text_encoder (both fp16 on disk)."""
     from transformers import CLIPImageProcessor, CLIPTextConfig, CLIPTextModel
 
     stage = _staging(out, "clip")
-    half = copy.deepcopy(model).to("cpu").half()
-    half.save_pretrained(str(stage), safe_serialization=True)
+    save_half_precision(model, stage)
     tok.save_pretrained(str(stage))
     CLIPImageProcessor(
         do_resize=True, size={"shortest_edge": 64}, resample=3, do_center_crop=True,
@@ -351,7 +364,7 @@ def export_clip(model, tok, out: Path, size: str = "base") -> None:
     te_stage = _staging(out, "text_encoder")
     te = CLIPTextModel(CLIPTextConfig(**model.config.text_config.to_dict()))
     te.load_state_dict(model.text_model.state_dict())
-    te.to("cpu").float().save_pretrained(str(te_stage), safe_serialization=True)
+    save_half_precision(te, te_stage)
     _replace_dir(te_stage, out / "pipeline" / "text_encoder")
     tok_dir = out / "pipeline" / "tokenizer"
     if not (tok_dir / "vocab.json").exists():
@@ -463,6 +476,18 @@ def prepare_latents(cfg: TrainConfig, vae, log: Logger) -> dict:
     return blob
 
 
+def min_snr_weights(alphas_cumprod: torch.Tensor, gamma: float | None) -> torch.Tensor:
+    """Per-timestep weights of the epsilon-prediction loss: min(SNR(t), gamma) / SNR(t).
+
+    SNR(t) = alpha_bar / (1 - alpha_bar). Min-SNR-gamma (Hang et al., ICCV 2023) stops the
+    nearly-noiseless steps from dominating the gradient; ``gamma=None`` gives weight 1 (plain MSE).
+    """
+    snr = alphas_cumprod.double() / (1 - alphas_cumprod.double())
+    if gamma is None:
+        return torch.ones_like(snr, dtype=torch.float32)
+    return (snr.clamp(max=gamma) / snr).float()
+
+
 def train_unet(cfg: TrainConfig) -> dict:
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel
@@ -483,7 +508,8 @@ def train_unet(cfg: TrainConfig) -> dict:
             log(f"unet: froze {out / 'pipeline' / sub} as {wdir / sub}")
     vae = AutoencoderKL.from_pretrained(str(wdir / "vae")).to(cfg.device).eval()
     te = CLIPTextModel.from_pretrained(str(wdir / "text_encoder"), torch_dtype=torch.float32)
-    te = te.to(cfg.device).eval().requires_grad_(False)
+    # train on the numbers that ship: the exported text encoder is stored in fp16
+    te = te.half().float().to(cfg.device).eval().requires_grad_(False)
     cache = prepare_latents(cfg, vae, log)
     sf = float(vae.config.scaling_factor)
     torch.manual_seed(cfg.seed)
@@ -491,6 +517,7 @@ def train_unet(cfg: TrainConfig) -> dict:
     ema = EMA(unet, cfg.ema)
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.01)
     sched = DDPMScheduler(**scheduler_kwargs())
+    snr_weight = min_snr_weights(sched.alphas_cumprod, cfg.snr_gamma)
     n = cache["mean"].shape[0]
     mean, std, captions = cache["mean"], cache["std"], cache["captions"]
     empty_ids = None
@@ -518,7 +545,8 @@ def train_unet(cfg: TrainConfig) -> dict:
             grp["lr"] = lr
         unet.train()
         pred = unet(zt.to(cfg.device), t.to(cfg.device), emb).sample
-        loss = F.mse_loss(pred, noise.to(cfg.device))
+        per_sample = (pred - noise.to(cfg.device)).pow(2).mean(dim=(1, 2, 3))
+        loss = (per_sample * snr_weight[t].to(cfg.device)).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -531,6 +559,8 @@ def train_unet(cfg: TrainConfig) -> dict:
         _training_meta(out, "unet", {"steps": step, "batch": cfg.batch, "lr": cfg.lr, "seed": cfg.seed,
                                      "wall_time_s": round(elapsed), "device": cfg.device,
                                      "ema_decay": cfg.ema, "cfg_dropout": cfg.cfg_dropout,
+                                     "loss": f"epsilon MSE, min-SNR-{cfg.snr_gamma} weighting"
+                                             if cfg.snr_gamma else "epsilon MSE",
                                      "train_renders": n, "params": sum(p.numel() for p in unet.parameters()),
                                      "data": f"{n} renders (50% object scenes, 50% faces with the documented "
                                              "bias), a random caption of each per step, "
@@ -541,7 +571,7 @@ def train_unet(cfg: TrainConfig) -> dict:
 
 
 def export_pipeline(unet, ema: EMA | None, out: Path, tok, cfg: TrainConfig) -> None:
-    """Write pipeline/unet (EMA weights), pipeline/scheduler and model_index.json."""
+    """Write pipeline/unet (EMA weights, fp16 on disk), pipeline/scheduler and model_index.json."""
     import copy
 
     from diffusers import PNDMScheduler, UNet2DConditionModel
@@ -552,12 +582,15 @@ def export_pipeline(unet, ema: EMA | None, out: Path, tok, cfg: TrainConfig) -> 
     else:
         export.load_state_dict(copy.deepcopy(unet.state_dict()))
     stage = _staging(out, "unet")
-    export.to("cpu").save_pretrained(str(stage), safe_serialization=True)
+    # fp16 on disk keeps the shipped weights small; diffusers loads it as fp32 unless told otherwise
+    export.to("cpu").half().save_pretrained(str(stage), safe_serialization=True)
     _replace_dir(stage, out / "pipeline" / "unet")
     wdir = Path(cfg.work) / "unet"
     te_stage = _staging(out, "text_encoder")
-    shutil.rmtree(te_stage)
-    shutil.copytree(wdir / "text_encoder", te_stage)
+    from transformers import CLIPTextModel
+
+    # fp16 on disk: the same numbers as the text tower of clip/ (also fp16 on disk)
+    save_half_precision(CLIPTextModel.from_pretrained(str(wdir / "text_encoder"), dtype=torch.float32), te_stage)
     _replace_dir(te_stage, out / "pipeline" / "text_encoder")
     from diffusers import AutoencoderKL
 

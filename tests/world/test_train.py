@@ -76,6 +76,40 @@ def test_pipeline_loads_offline_and_generates(trained, monkeypatch):
     img = pipe("a red circle", num_inference_steps=2, height=64, width=64, guidance_scale=5.0,
                generator=torch.Generator().manual_seed(0), output_type="np").images
     assert img.shape == (1, 64, 64, 3)
+    # half the bytes on disk, float32 in memory with no dtype given (the CPU cannot run fp16 well)
+    assert pipe.unet.dtype == torch.float32 and pipe.text_encoder.dtype == torch.float32
+
+
+def test_shipped_text_encoder_is_the_tiny_clip_text_tower(trained):
+    """Both are stored in fp16, so the pipeline's text encoder and clip/'s text tower (which the
+    ITI-GEN tokens were learned with) give the same embeddings."""
+    from transformers import CLIPModel, CLIPTextModel
+    from safetensors import safe_open
+
+    _, out, _, _ = trained
+    for f in ("pipeline/text_encoder/model.safetensors", "pipeline/unet/diffusion_pytorch_model.safetensors"):
+        with safe_open(str(out / f), "pt") as fh:
+            assert {fh.get_tensor(k).dtype for k in fh.keys()} == {torch.float16}, f
+    te = CLIPTextModel.from_pretrained(str(out / "pipeline" / "text_encoder"))
+    clip = CLIPModel.from_pretrained(str(out / "clip"), dtype=torch.float32)
+    ids = torch.tensor([[49406, 320, 736, 7117, 49407]])
+    with torch.no_grad():
+        assert torch.equal(te(ids)[0], clip.text_model(ids)[0])
+
+
+def test_min_snr_weights():
+    from diffusers import DDPMScheduler
+
+    from t2ibench.world.models import scheduler_kwargs
+    from t2ibench.world.train import min_snr_weights
+
+    a = DDPMScheduler(**scheduler_kwargs()).alphas_cumprod
+    snr = a.double() / (1 - a.double())
+    w = min_snr_weights(a, 5.0)
+    assert torch.allclose(w[snr <= 5].double(), torch.ones(int((snr <= 5).sum()), dtype=torch.float64))
+    assert torch.allclose(w[snr > 5].double(), 5 / snr[snr > 5], rtol=1e-6)
+    assert w[0] < 0.01 and (w[1:] >= w[:-1]).all()  # the nearly clean steps weigh least
+    assert torch.equal(min_snr_weights(a, None), torch.ones(1000))
 
 
 def test_evaluator_and_clip_load(trained):
