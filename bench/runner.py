@@ -89,7 +89,7 @@ class Plan:
 def _config_record(suite: Suite, method: MethodSpec, params: dict, ps_name: str, prompt: PromptItem, seed: int) -> dict:
     return {
         "model": suite.model,
-        "sampler": suite.sampler.model_dump(),
+        "sampler": {**suite.sampler.model_dump(), "guidance": suite.sampler_of(method).guidance},
         "method_name": method.name,
         "method_params": params,
         "prompt_set": ps_name,
@@ -144,6 +144,8 @@ class GenerateSummary:
     skipped: int = 0
     seconds: float = 0.0
     truncated_prompts: int = 0
+    #: wall seconds per method label (model loading excluded)
+    method_seconds: dict[str, float] = field(default_factory=dict)
 
     def line(self, out: Path) -> str:
         rate = self.written / self.seconds if self.seconds > 0 else 0.0
@@ -212,8 +214,7 @@ def generate(
     if pipe is None:
         pipe = load_pipeline(suite.model, device=device, precision=precision)
     set_scheduler(pipe, suite.sampler.scheduler)
-    sampler = suite.sampler.config()
-    check_resolution(pipe, sampler.height, sampler.width)
+    check_resolution(pipe, suite.sampler.height, suite.sampler.width)
 
     from tqdm.auto import tqdm
 
@@ -228,6 +229,8 @@ def generate(
     try:
         for mspec, group in _by_method(todo):
             method = METHODS.get(mspec.name).build(mspec.params, where=mspec.label)
+            sampler = suite.sampler_of(mspec)
+            method_start = time.perf_counter()
             method.setup(pipe)
             try:
                 for batch, missing in group:
@@ -256,6 +259,8 @@ def generate(
                         bar.update(1)
             finally:
                 method.teardown(pipe)
+                summary.method_seconds[mspec.label] = (summary.method_seconds.get(mspec.label, 0.0)
+                                                       + time.perf_counter() - method_start)
     finally:
         bar.close()
         summary.seconds = time.perf_counter() - start

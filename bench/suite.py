@@ -7,6 +7,7 @@ expected. ``suite_hash`` covers everything that changes an image or a score.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from importlib import resources
@@ -53,6 +54,9 @@ class MethodSpec(_Spec):
     label: str = Field("", pattern=r"^$|" + NAME_PATTERN)
     params: dict[str, Any] = Field(default_factory=dict)
     prompt_sets: Optional[list[str]] = None
+    #: classifier-free guidance scale for this entry's images (default: the suite sampler's);
+    #: several entries of one method with different values make a guidance sweep
+    guidance: Optional[float] = Field(None, ge=0)
 
     @model_validator(mode="after")
     def _default_label(self) -> "MethodSpec":
@@ -122,6 +126,13 @@ class Suite(_Spec):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.canonical(), sort_keys=False, allow_unicode=True)
+
+    def sampler_of(self, method: MethodSpec) -> SamplerConfig:
+        """The sampler settings of ``method``'s images (its guidance override applied)."""
+        sampler = self.sampler.config()
+        if method.guidance is not None:
+            sampler = dataclasses.replace(sampler, guidance=method.guidance)
+        return sampler
 
     def images_per_prompt_of(self, prompt_set: PromptSetSpec) -> int:
         return prompt_set.images_per_prompt or self.images_per_prompt

@@ -236,12 +236,24 @@ def fd_plot(agg: Mapping[str, Any] | None) -> str | None:
     return _fig_b64(fig)
 
 
-def _guidance_of(method: str, suite: Mapping[str, Any]) -> float | None:
+def guidance_sweeps(suite: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+    """``{method name: {label: guidance}}`` for every method that the suite runs at two or more
+    guidance scales (entries with a ``guidance`` override; the others at the sampler's)."""
+    default = (suite.get("sampler") or {}).get("guidance")
+    by_name: dict[str, dict[str, float]] = {}
+    overridden: set[str] = set()
     for spec in suite.get("methods", []) or []:
-        if isinstance(spec, dict) and (spec.get("label") or spec.get("name")) == method:
-            g = (spec.get("params") or {}).get("guidance")
-            return float(g) if isinstance(g, (int, float)) else None
-    return None
+        if not isinstance(spec, dict) or "name" not in spec:
+            continue
+        g = spec.get("guidance")
+        if isinstance(g, (int, float)):
+            overridden.add(spec["name"])
+        else:
+            g = default
+        if isinstance(g, (int, float)):
+            label = spec.get("label") or spec["name"].replace(":", ".")
+            by_name.setdefault(spec["name"], {})[label] = float(g)
+    return {n: ls for n, ls in by_name.items() if n in overridden and len(set(ls.values())) > 1}
 
 
 def quality_alignment_plot(agg: Mapping[str, Any] | None, suite: Mapping[str, Any]) -> str | None:
@@ -268,11 +280,15 @@ def quality_alignment_plot(agg: Mapping[str, Any] | None, suite: Mapping[str, An
     for k in keys:
         ax.scatter(fid[k], clip[k], s=30)
         ax.annotate(f"{k[0]} ({k[1]})", (fid[k], clip[k]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    sweep = sorted(((g, k) for k in keys if (g := _guidance_of(k[0], suite)) is not None))
-    if len(sweep) > 1:
-        ax.plot([fid[k] for _, k in sweep], [clip[k] for _, k in sweep], "--", color="#888", lw=1)
-        for g, k in sweep:
-            ax.annotate(f"w={g:g}", (fid[k], clip[k]), fontsize=7, xytext=(3, -10), textcoords="offset points", color="#555")
+    for labels in guidance_sweeps(suite).values():
+        for ps in sorted({k[1] for k in keys}):
+            sweep = sorted((labels[k[0]], k) for k in keys if k[1] == ps and k[0] in labels)
+            if len(sweep) < 2:
+                continue
+            ax.plot([fid[k] for _, k in sweep], [clip[k] for _, k in sweep], "--", color="#888", lw=1)
+            for g, k in sweep:
+                ax.annotate(f"w={g:g}", (fid[k], clip[k]), fontsize=7, xytext=(3, -10), textcoords="offset points",
+                            color="#555")
     ax.margins(0.25)
     ax.set_xlabel("Fréchet distance (lower is better)")
     ax.set_ylabel("CLIP Score (higher is better)")

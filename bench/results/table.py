@@ -175,8 +175,9 @@ def to_markdown(doc: dict[str, Any], pending: Iterable[str] = (), command: str |
     lines = ["# t2ibench results", "",
              "Cells: value [95 % interval] (n images). Lower is better for fid, fd and kl; higher for the others.",
              "A multi-column metric (e.g. FD and KL per tSA) gets its own table; a metric that could not "
-             "run says \"not available\" and its reason is under Conventions. Ablations (methods run "
-             "under a label of their own) follow their method in a separate table.", ""]
+             "run says \"not available\" and its reason is under Conventions. Ablations and variants (a "
+             "method run under a label of its own: other parameters or another guidance scale) follow "
+             "their method in a separate table.", ""]
     groups = _groups(doc)
     for suite in sorted({s for s, _ in groups}):
         lines += [f"## Suite `{suite}`", ""]
@@ -186,7 +187,7 @@ def to_markdown(doc: dict[str, Any], pending: Iterable[str] = (), command: str |
                 continue
             lines += [f"### Prompt set `{pset}` (model `{g['model']}`)", ""]
             main, ablation = _split_variants(g["methods"], variants)
-            for title, rows in (("", main), ("Ablations", ablation)):
+            for title, rows in (("", main), ("Ablations and variants", ablation)):
                 if not rows:
                     continue
                 if title:

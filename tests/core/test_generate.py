@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from t2ibench.errors import UserError
+
 from .conftest import files_of, run_cli
 
 # Byte-identity is promised on the same hardware with the same threads per process; the
@@ -72,6 +74,34 @@ def test_prompt_set_images_per_prompt_overrides_the_suite():
     jobs = [job for batch in plan(suite).batches for job in batch.jobs]
     per_set = {ps: sorted(j.index for j in jobs if j.prompt_set == ps) for ps in ("few", "many")}
     assert per_set == {"few": [0, 0, 0, 1, 1, 1], "many": [0, 1, 2, 3, 4]}
+
+
+def test_method_guidance_override_changes_its_images_only(tmp_path):
+    """A method entry's ``guidance`` replaces the sampler's for its images (a guidance sweep):
+    recorded in each image's configuration; the entries without it keep the suite's."""
+    from t2ibench.suite import parse_suite
+
+    spec = {
+        "name": "sweep", "model": "tiny-sd", "seed": 3, "images_per_prompt": 1, "batch_size": 2,
+        "sampler": {"scheduler": "pndm", "steps": 3, "guidance": 5.0, "height": 32, "width": 32},
+        "prompt_sets": [{"name": "p", "dataset": "prompts", "params": {"prompts": ["a red circle", "a blue star"]}}],
+        "methods": [{"name": "sd"}, {"name": "sd", "label": "sd-w1", "guidance": 1.0},
+                    {"name": "sd", "label": "sd-w5", "guidance": 5.0}],
+    }
+    run = tmp_path / "run"
+    from t2ibench.runner import generate
+
+    generate(parse_suite(spec, "sweep.yaml"), run, progress=False)
+    files = files_of(run)
+    meta = {k: json.loads(v) for k, v in files.items() if k.endswith(".json")}
+    assert {m["sampler"]["guidance"] for k, m in meta.items() if k.startswith("images/sd-w1/")} == {1.0}
+    assert {m["sampler"]["guidance"] for k, m in meta.items() if k.startswith("images/sd/")} == {5.0}
+    for pid in ("p00000", "p00001"):
+        png = f"p/{pid}-0000.png"
+        assert files[f"images/sd/{png}"] == files[f"images/sd-w5/{png}"]  # same guidance, same bytes
+        assert files[f"images/sd/{png}"] != files[f"images/sd-w1/{png}"]
+    with pytest.raises(UserError, match="guidance"):
+        parse_suite({**spec, "methods": [{"name": "sd", "guidance": -1}]}, "bad.yaml")
 
 
 def test_long_prompt_truncated_with_warning_and_recorded(tmp_path, capsys):

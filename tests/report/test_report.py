@@ -69,3 +69,13 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
     # not a blank page: text, tables and images make the pixels vary, and the images' colours show
     assert im.std() > 20
     assert (np.abs(im - 255).sum(-1) > 30).mean() > 0.02
+
+
+def test_guidance_sweeps_group_one_method_at_several_scales():
+    from t2ibench.report.html import guidance_sweeps
+
+    suite = {"sampler": {"guidance": 5.0}, "methods": [
+        {"name": "sd"}, {"name": "sd", "label": "sd-w2", "guidance": 2.0}, {"name": "sd", "label": "sd-w8", "guidance": 8},
+        {"name": "fairqueue"}, {"name": "fairqueue", "label": "fq-pq", "params": {"amplify": False}},
+        {"name": "my_mod:M", "guidance": 3.0}]}
+    assert guidance_sweeps(suite) == {"sd": {"sd": 5.0, "sd-w2": 2.0, "sd-w8": 8.0}}

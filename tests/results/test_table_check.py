@@ -130,7 +130,7 @@ def test_markdown_ablations_blocks_and_pending_suites():
                        for c in ("fid", "fd-ev.fd:smiling")]
                       + [_entry("sd", "image_reward", None, available=False, reason="no weights")]}
     md = to_markdown(doc, pending=["fairness-sd14"], command="t2ibench table r --pending fairness-sd14")
-    main, ablations = md.split("#### Ablations")[0], md.split("#### Ablations")[1].split("## Suite")[0]
+    main, ablations = md.split("#### Ablations and variants")[0], md.split("#### Ablations and variants")[1].split("## Suite")[0]
     assert "| sd | 1 (n=4) |" in main and "| fq | 0.5 (n=4) |" in main and "fq-pq" not in main
     assert "| fq | 0.5 (n=4) |" in ablations and "| fq-pq | 0.75 (n=4) |" in ablations and "| sd |" not in ablations
     # a multi-column metric gets its own table; the classifier's accuracy is a row, not in every cell
