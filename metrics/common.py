@@ -54,15 +54,25 @@ def unwrap_features(out: Any) -> torch.Tensor:
 
 
 def bootstrap_ci(
-    sample: np.ndarray, stat: Callable[[np.ndarray], float], *, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+    sample: np.ndarray, stat: Callable[[np.ndarray], Any], *, n_boot: int = 1000, seed: int = 0,
+    level: float = 0.95, vectorized: bool = False,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``stat`` over resamples of ``sample`` (first axis)."""
+    """Percentile bootstrap interval of ``stat`` over resamples of ``sample`` (first axis).
+
+    ``vectorized``: ``stat`` takes all resamples at once, an array (n_boot, n, ...), and returns
+    the n_boot statistics; otherwise it is called once per resample (n, ...) -> float. Both see
+    the same resamples for the same seed.
+    """
     sample = np.asarray(sample)
     n = len(sample)
     if n < 2:
         return (float("nan"), float("nan"))
     rng = np.random.default_rng(seed)
-    stats = np.array([stat(sample[rng.integers(0, n, n)]) for _ in range(n_boot)], dtype=np.float64)
+    resamples = sample[rng.integers(0, n, (n_boot, n))]
+    if vectorized:
+        stats = np.asarray(stat(resamples), dtype=np.float64).reshape(n_boot)
+    else:
+        stats = np.array([stat(r) for r in resamples], dtype=np.float64)
     alpha = (1.0 - level) / 2.0
     return (float(np.quantile(stats, alpha)), float(np.quantile(stats, 1.0 - alpha)))
 
@@ -72,7 +82,7 @@ def mean_ci(values: Sequence[float], *, n_boot: int = 1000, seed: int = 0) -> di
     arr = np.asarray(values, dtype=np.float64)
     if arr.size == 0:
         return {"value": None, "n": 0, "ci": None}
-    lo, hi = bootstrap_ci(arr, np.mean, n_boot=n_boot, seed=seed)
+    lo, hi = bootstrap_ci(arr, lambda r: r.mean(axis=1), n_boot=n_boot, seed=seed, vectorized=True)
     return {"value": float(arr.mean()), "n": int(arr.size), "ci": [lo, hi] if arr.size > 1 else None}
 
 

@@ -44,6 +44,29 @@ def test_bootstrap_interval_contains_estimate_and_is_reproducible():
     assert r1["n"] == 200
 
 
+def test_vectorised_bootstrap_equals_per_resample_scipy_reference():
+    """The interval from the vectorised FD/KL equals the one from scipy.stats.entropy and
+    numpy's norm applied resample by resample (same seed, same resamples)."""
+    import scipy.stats
+
+    from t2ibench.metrics.common import bootstrap_ci
+    from t2ibench.metrics.fairness import category_shares, fd_per_row, kl_per_row, shares_per_row
+
+    rng = np.random.default_rng(1)
+    for k, n in ((2, 16), (4, 48), (9, 30)):
+        preds = rng.choice(k, size=n, p=np.r_[0.6, np.full(k - 1, 0.4 / (k - 1))])
+        rep = fairness_report(preds, k, n_boot=400, seed=3)
+        ref_kl = bootstrap_ci(preds, lambda s: scipy.stats.entropy(category_shares(s, k), np.full(k, 1 / k)),
+                              n_boot=400, seed=3)
+        ref_fd = bootstrap_ci(preds, lambda s: np.linalg.norm(category_shares(s, k) - 1 / k), n_boot=400, seed=3)
+        assert rep["kl_ci"] == pytest.approx(list(ref_kl), abs=1e-12)
+        assert rep["fd_ci"] == pytest.approx(list(ref_fd), abs=1e-12)
+        rows = rng.integers(0, k, (50, n))
+        p = shares_per_row(rows, k)
+        assert kl_per_row(p) == pytest.approx([scipy.stats.entropy(r, np.full(k, 1 / k)) for r in p], abs=1e-12)
+        assert fd_per_row(p) == pytest.approx([fairness_discrepancy(r, k) for r in rows], abs=1e-12)
+
+
 def test_metric_merges_and_accepts_scores():
     preds = torch.tensor([0, 0, 1, 2, 2, 2, 1])
     single = FairnessDiscrepancy(3)
