@@ -91,14 +91,15 @@ def _default_available() -> bool:
         return False
 
 
-def _generate(args, suite) -> Path:
+def _generate(args, suite):
+    """(run directory, GenerateSummary)."""
     from .runner import Shard, generate
 
     out = Path(args.out) if args.out else Path("t2ibench-runs") / suite.name
     shard = Shard.parse(args.shard) if getattr(args, "shard", None) else None
     summary = generate(suite, out, shard=shard, device=args.device, precision=args.precision, progress=not args.quiet)
     print(summary.line(out))
-    return out
+    return out, summary
 
 
 def cmd_generate(args) -> int:
@@ -114,8 +115,9 @@ def cmd_run(args) -> int:
     suite = _load_suite(args.suite, args.methods, args.limit, args.add_method)
     args.shard = None
     t0 = time.perf_counter()
-    out = _generate(args, suite)
+    out, summary = _generate(args, suite)
     profile = {"generate": time.perf_counter() - t0}
+    profile.update({f"generate {label}": s for label, s in summary.method_seconds.items()})
     try:
         from .results.scoring import score_run
         from .results.table import write_tables

@@ -117,6 +117,14 @@ def default_dtype(device: str, precision: str = "auto"):
     return torch.float16 if device.startswith("cuda") else torch.float32
 
 
+def _dtype_keyword() -> str:
+    """The ``from_pretrained`` keyword for the dtype: diffusers renamed ``torch_dtype`` to
+    ``dtype`` (the old name warns, and goes in 1.0); older releases know only ``torch_dtype``."""
+    from diffusers.utils import deprecation_utils
+
+    return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
+
+
 def load_pipeline(name: str, device: str | None = None, precision: str = "auto") -> Any:
     """Load the pipeline for ``name`` from disk onto ``device`` (default: CUDA if present)."""
     import torch
@@ -130,7 +138,7 @@ def load_pipeline(name: str, device: str | None = None, precision: str = "auto")
         pipe = getattr(testing, TINY_MODELS[name])(seed=0).to(device)
         return pipe if dtype == torch.float32 else pipe.to(dtype=dtype)
     ref = resolve_model(name)
-    pipe = DiffusionPipeline.from_pretrained(str(ref.path), torch_dtype=dtype, local_files_only=True)
+    pipe = DiffusionPipeline.from_pretrained(str(ref.path), **{_dtype_keyword(): dtype}, local_files_only=True)
     if getattr(pipe, "safety_checker", None) is not None:
         # The checker blanks images it flags; a benchmark scores what the model made.
         pipe.safety_checker = None

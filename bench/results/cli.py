@@ -24,7 +24,13 @@ def cmd_score(args) -> int:
             raise UserError(f"--shard {args.shard!r}: expected i/n with 0 <= i < n") from None
         shard = (rank, world)
     out = score_run(Path(args.run), args.metrics, quiet=args.quiet, shard=shard)
+    from ..store import RunDir
+    from .scoring import metric_specs
+
+    scored = {spec.label for spec in metric_specs(RunDir(args.run).suite(), args.metrics)}
     for label, info in out["metrics"].items():
+        if label not in scored:  # kept from an earlier call that scored other metrics
+            continue
         if info.get("available"):
             print(f"{label}: {info.get('newly_scored', 0)} newly scored, {info.get('cached', 0)} cached")
         else:

@@ -45,7 +45,8 @@ def column_id(label: str, scorer_name: str, column: str) -> str:
     return f"{label}.{column}"
 
 
-def _metric_specs(suite, metrics: list[str] | None):
+def metric_specs(suite, metrics: list[str] | None):
+    """The suite's metric specs selected by ``metrics`` (labels, names or registered metrics; None = all)."""
     from ..registry import METRICS
     from ..suite import MetricSpec
 
@@ -196,7 +197,7 @@ def score_run(
     suite = run.suite()
     info = run.run_info()
     records = list(run.records())
-    specs = _metric_specs(suite, metrics)
+    specs = metric_specs(suite, metrics)
     out: dict[str, Any] = {
         "format": "t2ibench-aggregates/1",
         "run": str(Path(run_dir)),
