@@ -72,7 +72,8 @@ def main(argv=None) -> int:
         print(f"maps ({kind}, {len(sub)} word maps on {df['seed'].nunique()} renders): "
               f"share in own box {sub['share_own'].mean():.3f} ± {sub['share_own'].std():.3f}, "
               f"in other object's box {sub['share_other'].mean():.3f}, chance {sub['chance_own'].mean():.3f}, "
-              f"own > other in {(sub['share_own'] > sub['share_other']).mean():.0%}")
+              f"own > other in {(sub['share_own'] > sub['share_other']).mean():.0%}; "
+              f"in both objects' boxes {sub['share_objects'].mean():.3f} vs chance {sub['chance_objects'].mean():.3f}")
     try:
         from t2ibench.analysis.world_checks import generated_word_box_shares
         from t2ibench.world.evaluator import load_evaluator

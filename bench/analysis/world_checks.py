@@ -5,7 +5,9 @@
 (:func:`t2ibench.analysis.maps.capture_maps_on_image`); for every colour and shape word, the
 share of its attention mass inside its own object's box, the share inside the *other*
 object's box, and the chance level (box area / image area). A map that localises puts clearly
-more than chance inside its own box and more than inside the other's.
+more than chance inside its own box and more than inside the other's; ``share_objects`` (both
+boxes) against ``chance_objects`` tells a map that finds objects but not *its* object (attribute
+leakage between the two) from one that does not find objects at all.
 
 Object box: ``(x − r, y − r, x + r, y + r)`` from the label's centre and radius, in pixels of
 the 64×64 render, clipped to the image.
@@ -42,7 +44,8 @@ def two_object_renders(seeds: Iterable[int], n: int) -> list[Any]:
 def object_word_box_shares(
     pipe: Any, n_images: int = 8, *, seed0: int = 10_000, fractions: Sequence[float] = (0.3, 0.5, 0.7),
 ) -> list[dict[str, Any]]:
-    """Rows per (render, word): ``share_own``, ``share_other``, ``chance_own``, ``lift``."""
+    """Rows per (render, word): ``share_own``, ``share_other``, ``chance_own``, ``lift``,
+    ``share_objects``, ``chance_objects``."""
     rows = []
     for seed, r in two_object_renders(range(seed0, seed0 + 50 * n_images), n_images):
         a, b = r.labels["objects"]
@@ -55,11 +58,15 @@ def object_word_box_shares(
                 m = tm.word_map(word).numpy()
                 box_own, box_other = object_box(own, size[1]), object_box(other, size[1])
                 share = box_mass_share(m, box_own, size)
+                share_other = box_mass_share(m, box_other, size)
                 chance = box_area_share(box_own, m.shape, size)
                 rows.append({
                     "seed": seed, "prompt": prompt, "word": word, "kind": kind,
-                    "share_own": share, "share_other": box_mass_share(m, box_other, size),
+                    "share_own": share, "share_other": share_other,
                     "chance_own": chance, "lift": share / chance if chance else float("nan"),
+                    # the two boxes lie in different cells of the layout grid, so they are disjoint
+                    "share_objects": share + share_other,
+                    "chance_objects": chance + box_area_share(box_other, m.shape, size),
                 })
     return rows
 
