@@ -41,7 +41,7 @@ def _train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(stage=args.stage, work=args.work, out=args.out, steps=args.steps, batch=args.batch,
                       lr=args.lr, ckpt_every=args.ckpt_every, seed=args.seed, device=args.device,
                       threads=args.threads, decoder_only=args.decoder_only, n_latents=args.n_latents,
-                      freeze_text=args.freeze_text,
+                      freeze_text=args.freeze_text, lr_decay_steps=args.lr_decay_steps,
                       size=args.size)
     try:
         info = train(cfg)
@@ -94,6 +94,8 @@ def add_commands(subparsers) -> None:
     t.add_argument("--freeze-text", action="store_true",
                    help="clip: keep the text tower fixed (it is the trained UNet's text encoder)")
     t.add_argument("--n-latents", type=int, default=20000, help="unet: training renders (latents cached once)")
+    t.add_argument("--lr-decay-steps", type=int, default=0,
+                   help="unet: decay the lr linearly to 0 over the last N steps of --steps (default: constant)")
     t.add_argument("--size", default="base", choices=["base", "tiny"], help="tiny: test-sized models")
     t.set_defaults(func=_train)
 

@@ -66,6 +66,7 @@ class TrainConfig:
     cfg_dropout: float = 0.1  # unet: share of empty captions (classifier-free guidance)
     ema: float = 0.999  # unet: EMA decay of exported weights
     snr_gamma: float | None = 5.0  # unet: min-SNR-gamma loss weighting (Hang et al. 2023); None = plain MSE
+    lr_decay_steps: int = 0  # unet: the last N steps of the run decay the lr linearly to 0 (0 = constant)
     progress: bool = True
     extra: dict = field(default_factory=dict)
 
@@ -541,6 +542,8 @@ def train_unet(cfg: TrainConfig) -> dict:
         t = torch.randint(0, sched.config.num_train_timesteps, (cfg.batch,), generator=g)
         zt = sched.add_noise(z, noise, t)
         lr = cfg.lr * min(1.0, (step + 1) / 200)
+        if cfg.lr_decay_steps:
+            lr *= min(1.0, (cfg.steps - step) / cfg.lr_decay_steps)
         for grp in opt.param_groups:
             grp["lr"] = lr
         unet.train()
@@ -559,6 +562,9 @@ def train_unet(cfg: TrainConfig) -> dict:
         _training_meta(out, "unet", {"steps": step, "batch": cfg.batch, "lr": cfg.lr, "seed": cfg.seed,
                                      "wall_time_s": round(elapsed), "device": cfg.device,
                                      "ema_decay": cfg.ema, "cfg_dropout": cfg.cfg_dropout,
+                                     "lr_schedule": (f"constant after 200 warm-up steps, linear decay to 0 over "
+                                                     f"the last {cfg.lr_decay_steps} steps") if cfg.lr_decay_steps
+                                                    else "constant after 200 warm-up steps",
                                      "loss": f"epsilon MSE, min-SNR-{cfg.snr_gamma} weighting"
                                              if cfg.snr_gamma else "epsilon MSE",
                                      "train_renders": n, "params": sum(p.numel() for p in unet.parameters()),

@@ -18,7 +18,7 @@ def trained(tmp_path_factory):
     info = {}
     for stage in ("tokenizer", "clip", "vae", "evaluator"):
         info[stage] = train(TrainConfig(stage=stage, steps=2, **kw))
-    info["unet"] = train(TrainConfig(stage="unet", steps=2, n_latents=8, **kw))
+    info["unet"] = train(TrainConfig(stage="unet", steps=2, n_latents=8, lr_decay_steps=1, **kw))
     info["itigen"] = train(TrainConfig(stage="itigen", steps=5, **kw))
     return work, out, kw, info
 
@@ -37,6 +37,7 @@ def test_stages_write_weights_and_logs(trained):
         assert (out / f).is_file(), f
     meta = json.loads((out / "training.json").read_text())
     assert meta["unet"]["steps"] == 2 and "wall_time_s" in meta["unet"]
+    assert "linear decay to 0 over the last 1 steps" in meta["unet"]["lr_schedule"]
 
 
 def test_itigen_stage_learns_tokens_per_face_tsa(trained):
