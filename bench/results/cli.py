@@ -53,7 +53,7 @@ def cmd_table(args) -> int:
         resolve_suite(name)  # an unknown suite is a one-line error before anything is written
     command = shlex.join(["t2ibench", "table", *sys.argv[2:]]) if sys.argv[1:2] == ["table"] else None
     text = write_tables([Path(r) for r in args.runs], Path(args.output) if args.output else None, args.format,
-                        pending=args.pending or [], command=command)
+                        pending=args.pending or [], command=command, notes=args.notes)
     if args.output:
         print(f"t2ibench: wrote {args.output}")
     else:
@@ -88,6 +88,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--format", default="md", choices=["md", "csv", "json"], help="md (default), csv, or json (the reference format of check)")
     p.add_argument("--pending", action="append", metavar="SUITE",
                    help="md: add a section for a suite that has no run yet (what it needs, how to run it); repeatable")
+    p.add_argument("--notes", metavar="FILE",
+                   help="md: include this hand-written markdown (what the numbers say) before the tables")
     p.set_defaults(func=cmd_table)
 
     p = subparsers.add_parser("check", help="exit 1 if a scored run got worse than a reference table beyond tolerance")

@@ -169,15 +169,19 @@ def _pending_section(name_or_path: str) -> list[str]:
     return lines
 
 
-def to_markdown(doc: dict[str, Any], pending: Iterable[str] = (), command: str | None = None) -> str:
+def to_markdown(doc: dict[str, Any], pending: Iterable[str] = (), command: str | None = None,
+                notes: str | None = None) -> str:
     """Markdown tables; ``pending``: suites without a run (sections say how to produce them);
-    ``command``: the command line that wrote the file (printed at the end)."""
+    ``command``: the command line that wrote the file (printed at the end); ``notes``: hand-written
+    markdown (what the numbers say) placed after the introduction, before the tables."""
     lines = ["# t2ibench results", "",
              "Cells: value [95 % interval] (n images). Lower is better for fid, fd and kl; higher for the others.",
              "A multi-column metric (e.g. FD and KL per tSA) gets its own table; a metric that could not "
              "run says \"not available\" and its reason is under Conventions. Ablations and variants (a "
              "method run under a label of its own: other parameters or another guidance scale) follow "
              "their method in a separate table.", ""]
+    if notes:
+        lines += [notes.strip(), ""]
     groups = _groups(doc)
     for suite in sorted({s for s, _ in groups}):
         lines += [f"## Suite `{suite}`", ""]
@@ -249,9 +253,10 @@ def to_csv(doc: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
-def render(doc: dict[str, Any], fmt: str, pending: Iterable[str] = (), command: str | None = None) -> str:
+def render(doc: dict[str, Any], fmt: str, pending: Iterable[str] = (), command: str | None = None,
+           notes: str | None = None) -> str:
     if fmt == "md":
-        return to_markdown(doc, pending, command)
+        return to_markdown(doc, pending, command, notes)
     if fmt == "csv":
         return to_csv(doc)
     if fmt == "json":
@@ -260,12 +265,21 @@ def render(doc: dict[str, Any], fmt: str, pending: Iterable[str] = (), command: 
 
 
 def write_tables(run_dirs: list[Path | str], out: Path | str | None, fmt: str = "md", *,
-                 pending: Iterable[str] = (), command: str | None = None) -> str:
+                 pending: Iterable[str] = (), command: str | None = None, notes: Path | str | None = None) -> str:
     """Render the tables of ``run_dirs`` in ``fmt`` and write them to ``out`` (atomically) if given
-    (md only: ``pending`` suites get a how-to-run section, ``command`` is printed at the end)."""
+    (md only: ``pending`` suites get a how-to-run section, ``command`` is printed at the end, the
+    markdown file ``notes`` is included before the tables)."""
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r}; expected one of {list(FORMATS)}")
-    text = render(collect(run_dirs), fmt, pending, command)
+    notes_text = None
+    if notes is not None:
+        if fmt != "md":
+            raise UserError(f"--notes {notes}: only the md format takes notes, not {fmt}")
+        try:
+            notes_text = Path(notes).read_text(encoding="utf-8")
+        except OSError as e:
+            raise UserError(f"--notes {notes}: cannot read it ({e.strerror or e}); expected a markdown file") from None
+    text = render(collect(run_dirs), fmt, pending, command, notes_text)
     if out is not None:
         atomic_write_text(out, text)
     return text

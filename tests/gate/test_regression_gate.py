@@ -1,9 +1,9 @@
 """The CI regression gate catches a broken controller and passes the intact one.
 
 Runs the fairness slice of the shipped `tinyworld-smoke` suite (same suite name, seeds and
-prompts as CI's run) twice: with the real `fairqueue`, and with a FairQueue whose attention
-amplification was broken (the factor inverted: the ITI-GEN tokens are suppressed instead of
-amplified, a one-character bug). Both rows are labelled `fairqueue` and checked with
+prompts as CI's run) twice: with the real `fairqueue`, and with a FairQueue whose prompt queue
+was broken (the switch fraction read from the wrong end, so the biased base prompt runs for 80 %
+of the steps instead of 20 %). Both rows are labelled `fairqueue` and checked with
 `t2ibench check` against the committed reference table and tolerances.
 """
 
@@ -22,16 +22,15 @@ from t2ibench.world import pipeline_available, pipeline_dir
 REFERENCE = Path(__file__).resolve().parents[1] / "reference"
 
 BROKEN = '''
-from t2ibench.attention import Amplify, StepWindow
 from t2ibench.baselines.fairqueue import FairQueue
 
 
-class InvertedAmplification(FairQueue):
-    """FairQueue with a bug: the amplification factor c is used as 1/c."""
+class LateSwitch(FairQueue):
+    """FairQueue with a bug: the queue's switch fraction read from the wrong end (1 - switch),
+    so the biased base prompt runs for 80 % of the steps instead of 20 %."""
 
-    def controls(self, pipe, jobs, sampler):
-        return [Amplify(self._positions, 1.0 / self.factor, layers=self.amplify_layers,
-                        steps=StepWindow.indices(self._switch, 1 << 30))]
+    def __init__(self, tokens_dir=None, queue=True, switch=0.2, amplify=True, factor=10.0, amplify_layers="cross"):
+        super().__init__(tokens_dir, queue, 1.0 - switch, amplify, factor, amplify_layers)
 '''
 
 pytestmark = pytest.mark.skipif(not pipeline_available(), reason=f"tinyworld pipeline not shipped in {pipeline_dir()}")
@@ -63,7 +62,7 @@ def test_gate_passes_the_intact_controller_and_fails_the_broken_one(tmp_path, mo
     monkeypatch.syspath_prepend(str(tmp_path))
     intact, missing = _fairqueue_findings(tmp_path, "fairqueue")
     assert intact == [] and missing == 0
-    broken, missing = _fairqueue_findings(tmp_path, "broken_controllers:InvertedAmplification")
+    broken, missing = _fairqueue_findings(tmp_path, "broken_controllers:LateSwitch")
     assert missing == 0
-    assert broken, "the gate did not notice inverted attention amplification"
+    assert broken, "the gate did not notice the late prompt switch"
     assert any(".fd:" in f.key[3] for f in broken)

@@ -51,6 +51,20 @@ def test_table_bad_format_and_unscored_run(make_run, tmp_path):
         write_tables([run.path], None, "xlsx")
 
 
+def test_table_notes_go_before_the_tables(make_run, tmp_path, capsys):
+    run = make_run()
+    score_run(run.path)
+    notes = tmp_path / "notes.md"
+    notes.write_text("## What the numbers say\n\nsd is the baseline.\n")
+    out = tmp_path / "leaderboard.md"
+    assert main(["table", str(run.path), "-o", str(out), "--notes", str(notes)]) == 0
+    text = out.read_text()
+    assert text.index("## What the numbers say") < text.index("## Suite `")
+    # a missing notes file is one line and exit 2, and the table already written stays as it was
+    assert main(["table", str(run.path), "-o", str(out), "--notes", str(tmp_path / "missing.md")]) == 2
+    assert "--notes" in capsys.readouterr().err and out.read_text() == text
+
+
 def _set_value(run, metric, method, factor):
     agg = load_aggregates(run.path)
     for r in agg["rows"]:
