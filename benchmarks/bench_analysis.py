@@ -5,8 +5,8 @@
 
 1. maps: share of each object word's cross-attention mass inside its own object's box (boxes
    from the renderer's labels), on noised two-object renders, vs the share inside the other
-   object's box and vs chance (box area); plus the heatmap figure of one generated two-object
-   prompt.
+   object's box and vs chance (box area), summed over layers and per cross-attention layer;
+   plus the heatmap figure of one generated two-object prompt.
 2. pid: DiffusionPID redundancy / uniqueness / synergy for a colour-shape pair and a
    face-attribute pair, mean ± sd over image seeds; the bias probe (subject "person" vs the
    smiling / eyeglasses category words).
@@ -74,6 +74,23 @@ def main(argv=None) -> int:
               f"in other object's box {sub['share_other'].mean():.3f}, chance {sub['chance_own'].mean():.3f}, "
               f"own > other in {(sub['share_own'] > sub['share_other']).mean():.0%}; "
               f"in both objects' boxes {sub['share_objects'].mean():.3f} vs chance {sub['chance_objects'].mean():.3f}")
+    # per layer and noise level: DAAM's sum over layers and steps can hide a layer that localises
+    from t2ibench.attention import attention_layers
+
+    per_layer = []
+    for layer in [li.name for li in attention_layers(pipe.unet) if li.kind == "cross"]:
+        for frac in (0.1, 0.3):
+            sub = pd.DataFrame(object_word_box_shares(pipe, args.images, fractions=(frac,), layers=[layer]))
+            per_layer.append({"layer": layer.removesuffix(".transformer_blocks.0.attn2.processor"), "t_over_T": frac,
+                              "share_own": sub["share_own"].mean(), "share_other": sub["share_other"].mean(),
+                              "chance_own": sub["chance_own"].mean(),
+                              "own_gt_other": (sub["share_own"] > sub["share_other"]).mean()})
+    pl = pd.DataFrame(per_layer)
+    pl.to_csv(out / "maps_box_shares_per_layer.csv", index=False)
+    print("maps per cross-attention layer (one noise level t/T each; own / other object's box / chance):")
+    for r in pl.itertuples():
+        print(f"  {r.layer:<28} t/T={r.t_over_T:.1f}: own {r.share_own:.3f}, other {r.share_other:.3f}, "
+              f"chance {r.chance_own:.3f}, own > other in {r.own_gt_other:.0%}")
     try:
         from t2ibench.analysis.world_checks import generated_word_box_shares
         from t2ibench.world.evaluator import load_evaluator

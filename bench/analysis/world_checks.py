@@ -43,14 +43,16 @@ def two_object_renders(seeds: Iterable[int], n: int) -> list[Any]:
 
 def object_word_box_shares(
     pipe: Any, n_images: int = 8, *, seed0: int = 10_000, fractions: Sequence[float] = (0.3, 0.5, 0.7),
+    layers: Any = "cross",
 ) -> list[dict[str, Any]]:
     """Rows per (render, word): ``share_own``, ``share_other``, ``chance_own``, ``lift``,
-    ``share_objects``, ``chance_objects``."""
+    ``share_objects``, ``chance_objects``. ``fractions``: noise levels t/T the render is read at;
+    ``layers``: the cross-attention layers summed (a ``LayerSelector`` spec or a list of names)."""
     rows = []
     for seed, r in two_object_renders(range(seed0, seed0 + 50 * n_images), n_images):
         a, b = r.labels["objects"]
         prompt = f"a {a['color']} {a['shape']} and a {b['color']} {b['shape']}"
-        tm = capture_maps_on_image(pipe, r.pil(), prompt, fractions=fractions, seed=seed)
+        tm = capture_maps_on_image(pipe, r.pil(), prompt, fractions=fractions, seed=seed, layers=layers)
         size = r.image.shape[:2]
         for own, other in ((a, b), (b, a)):
             for kind in ("shape", "color"):

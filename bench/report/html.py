@@ -12,8 +12,8 @@ mail attachment or a CI artifact the same. Links to analysis figures (PNG files 
 thumbnail.
 
 Sections: header (suite, model, hashes, counts); results table (prompt set × method rows,
-one column per aggregate column, ``value ± half-width of the 95 % interval``, ``n``;
-"not available: reason" where a metric could not run; a note when no aggregates exist);
+one column per aggregate column, ``value [95 % interval]``, ``n``; "not available" where a
+metric could not run (its reason listed once below the tables); a note when no aggregates exist);
 plots (fairness discrepancy per tSA per method, when ``fd:<tSA>`` columns exist; a Fréchet
 distance vs CLIP Score scatter across methods, connected in guidance order when methods differ
 by a ``guidance`` parameter); per-method sample grids for the same prompts and seeds; analysis
@@ -45,7 +45,7 @@ h3{font-size:15px;margin:18px 0 6px} .meta{color:#555;font-size:13px} .note{colo
 table{border-collapse:collapse;font-size:13px;margin:6px 0}
 th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f3f3f3} td.num{text-align:right;font-variant-numeric:tabular-nums}
-td.na{color:#999;font-style:italic} .best{font-weight:bold}
+td.na{color:#999;font-style:italic} .best{font-weight:bold} div.scroll{overflow-x:auto}
 table.grid td{text-align:center;font-size:11px;padding:3px}
 table.grid img{width:96px;height:96px;image-rendering:pixelated;display:block;margin:auto}
 .figs{display:flex;flex-wrap:wrap;gap:16px} .figs figure{margin:0;max-width:620px}
@@ -136,11 +136,12 @@ def _esc(x: Any) -> str:
 
 
 # -- results table ----------------------------------------------------------------------------
-def _ci_half(ci: Any) -> float | None:
+def _ci_bounds(ci: Any, value: float) -> tuple[float, float] | None:
+    """(low, high) of an interval given as [low, high] or as a half-width around ``value``."""
     if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(v, (int, float)) for v in ci):
-        return (ci[1] - ci[0]) / 2
+        return float(ci[0]), float(ci[1])
     if isinstance(ci, (int, float)):
-        return float(ci)
+        return value - float(ci), value + float(ci)
     return None
 
 
@@ -177,19 +178,24 @@ def results_table(agg: Mapping[str, Any] | None) -> str:
                 if r is None:
                     tds.append('<td class="na"></td>')
                 elif r.get("available") is False or r.get("value") is None:
-                    tds.append(f'<td class="na">not available: {_esc(r.get("reason") or "no value")}</td>')
+                    reason = _esc(r.get("reason") or "no value")
+                    if str(r.get("metric")) in unavailable:  # the reason is listed once below the tables
+                        tds.append(f'<td class="na" title="{reason}">not available</td>')
+                    else:
+                        tds.append(f'<td class="na">not available: {reason}</td>')
                 else:
-                    half = _ci_half(r.get("ci"))
-                    txt = format_value(r.get("value")) + (f" ± {format_value(half)}" if half is not None else "")
+                    ci = _ci_bounds(r.get("ci"), r["value"])
+                    txt = format_value(r["value"]) + (f" [{format_value(ci[0])}, {format_value(ci[1])}]" if ci else "")
                     n = f' <span class="meta">(n={_esc(r.get("n"))})</span>' if r.get("n") is not None else ""
                     cls = "num best" if best.get(c) == m else "num"
                     tds.append(f'<td class="{cls}">{_esc(txt)}{n}</td>')
             body.append(f"<tr><th>{_esc(m)}</th>{''.join(tds)}</tr>")
-        parts.append(f"<h3>prompt set: {_esc(pset)}</h3><table><tr><th>method</th>{head}</tr>{''.join(body)}</table>")
+        parts.append(f"<h3>prompt set: {_esc(pset)}</h3><div class=\"scroll\"><table><tr><th>method</th>{head}</tr>"
+                     f"{''.join(body)}</table></div>")
     if unavailable:
         items = "".join(f"<li><b>{_esc(k)}</b>: not available: {_esc(v.get('reason'))}</li>" for k, v in unavailable.items())
         parts.append(f'<p class="note">Metrics that could not run:</p><ul class="note">{items}</ul>')
-    parts.append('<p class="meta">value ± half-width of the 95 % interval; n = images; ↓ lower is better; bold = best in column.</p>')
+    parts.append('<p class="meta">value [95 % interval]; n = images; ↓ lower is better; bold = best in column.</p>')
     conv = {k: v.get("conventions") for k, v in (agg.get("metrics") or {}).items() if isinstance(v, dict) and v.get("conventions")}
     if conv:
         items = "".join(f"<li><b>{_esc(k)}</b>: {_esc(json.dumps(v, sort_keys=True))}</li>" for k, v in conv.items())
@@ -210,12 +216,14 @@ def fd_plot(agg: Mapping[str, Any] | None) -> str | None:
     """Grouped bars: FD per tSA (x) per method (bars), error bars from the 95 % interval."""
     if not agg:
         return None
-    vals: dict[str, dict[str, tuple[float, float]]] = defaultdict(dict)
+    vals: dict[str, dict[str, tuple[float, float, float]]] = defaultdict(dict)  # value, below, above
     for r in agg.get("rows", []):
         m = FD_COLUMN.search(str(r.get("column", "")))
         if m and isinstance(r.get("value"), (int, float)):
-            half = _ci_half(r.get("ci")) or 0.0
-            vals[str(r.get("method"))][m.group("tsa")] = (float(r["value"]), half)
+            v = float(r["value"])
+            lo, hi = _ci_bounds(r.get("ci"), v) or (v, v)
+            # asymmetric error bars: a bootstrap interval of a statistic bounded at 0 can lie above it
+            vals[str(r.get("method"))][m.group("tsa")] = (v, max(v - lo, 0.0), max(hi - v, 0.0))
     if not vals:
         return None
     tsas = sorted({t for d in vals.values() for t in d})
@@ -225,8 +233,8 @@ def fd_plot(agg: Mapping[str, Any] | None) -> str | None:
     width = 0.8 / len(methods)
     for k, m in enumerate(methods):
         xs = [i + (k - (len(methods) - 1) / 2) * width for i in range(len(tsas))]
-        ys = [vals[m].get(t, (float("nan"), 0))[0] for t in tsas]
-        es = [vals[m].get(t, (0, 0))[1] for t in tsas]
+        ys = [vals[m].get(t, (float("nan"), 0, 0))[0] for t in tsas]
+        es = [[vals[m].get(t, (0, 0, 0))[1] for t in tsas], [vals[m].get(t, (0, 0, 0))[2] for t in tsas]]
         ax.bar(xs, ys, width, yerr=es, capsize=3, label=m)
     ax.set_xticks(range(len(tsas)))
     ax.set_xticklabels(tsas, rotation=15)

@@ -25,7 +25,9 @@ def test_report_is_self_contained(run_dir):
     # 2 methods x (2 prompts x 2 images + 1 prompt x 2 images) samples + 2 plots + 1 analysis figure
     assert len(srcs) == 2 * 6 + 2 + 1
     # results table: values with interval, not-available reason, best marked
-    assert "0.05 ± 0.03" in page and "not available: ImageReward weights not found" in page
+    assert "0.05 [0.02, 0.08]" in page and "not available: ImageReward weights not found" in page
+    # a metric that could not run: its reason once in the list, each cell a short "not available"
+    assert page.count("ImageReward weights not found") == 1 + page.count('title="ImageReward weights not found"')
     assert 'class="num best"' in page
     # link to the analysis figure, relative to the report
     assert "href='../analysis/maps/maps-seed0.png'" in page
