@@ -596,7 +596,7 @@ def export_pipeline(unet, ema: EMA | None, out: Path, tok, cfg: TrainConfig) -> 
     from transformers import CLIPTextModel
 
     # fp16 on disk: the same numbers as the text tower of clip/ (also fp16 on disk)
-    save_half_precision(CLIPTextModel.from_pretrained(str(wdir / "text_encoder"), dtype=torch.float32), te_stage)
+    save_half_precision(CLIPTextModel.from_pretrained(str(wdir / "text_encoder"), torch_dtype=torch.float32), te_stage)
     _replace_dir(te_stage, out / "pipeline" / "text_encoder")
     from diffusers import AutoencoderKL
 
