@@ -33,6 +33,29 @@ def _steps_range(text: str | None) -> range | None:
     return range(int(a or 0), int(b) if b else 1 << 20)
 
 
+def _layers(text: str | None) -> Any:
+    """``--layers``: ``cross`` (every cross-attention layer) or a JSON mapping of
+    ``t2ibench.attention.LayerSelector`` (``blocks``, ``levels``; kind is always cross)."""
+    import json
+
+    from ..attention import LayerSelector
+    from ..errors import UserError
+
+    if not text or text == "cross":
+        return "cross"
+    expected = "expected 'cross' or a JSON mapping such as '{\"blocks\": [\"up\"], \"levels\": [1]}'"
+    try:
+        spec = json.loads(text)
+        if not isinstance(spec, dict):
+            raise ValueError("not a mapping")
+        selector = LayerSelector.of({**spec, "kind": spec.get("kind", "cross")})
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        raise UserError(f"--layers {text!r}: {exc}; {expected}") from None
+    if selector.kind != "cross":
+        raise UserError(f"--layers {text!r}: kind {selector.kind!r}; maps are of cross-attention layers, {expected}")
+    return selector
+
+
 def _load(args) -> Any:
     from ..models import load_pipeline, set_scheduler
 
@@ -73,11 +96,16 @@ def cmd_maps(args) -> int:
     pipe = _load(args)
     out = _out(args, "maps")
     rng = _steps_range(args.step_range)
+    layers = _layers(args.layers)
+    if layers != "cross" and not layers.select(pipe.unet):
+        raise UserError(f"--layers {args.layers!r}: selects none of this UNet's cross-attention layers; expected "
+                        "blocks among down/mid/up and levels this model has")
     written = []
     if args.world_check:
-        written += _world_check(args, pipe, out, rng)
+        written += _world_check(args, pipe, out, rng, layers)
     for seed in (_csv_ints(args.seeds) if args.prompt else []):
-        tm = capture_maps(pipe, args.prompt, seed, steps=args.steps, guidance=args.guidance, height=args.size, width=args.size)
+        tm = capture_maps(pipe, args.prompt, seed, steps=args.steps, guidance=args.guidance, height=args.size,
+                          width=args.size, layers=layers)
         wm = tm.word_maps(rng)
         stem = f"maps-seed{seed}"
         tm.image.save(out / f"{stem}-image.png")
@@ -105,14 +133,14 @@ def _summary_line(label: str, df) -> str:
             f"in the other object's box {df['share_other'].mean():.3f}; own > other in {(df['share_own'] > df['share_other']).mean():.0%})")
 
 
-def _world_check(args, pipe, out: Path, rng) -> list[Path]:
+def _world_check(args, pipe, out: Path, rng, layers: Any = "cross") -> list[Path]:
     """Box shares on tinyworld: on noised renders (renderer boxes) and on generated images (evaluator cells)."""
     import pandas as pd
 
     from .world_checks import generated_word_box_shares, object_word_box_shares
 
     written = []
-    df = pd.DataFrame(object_word_box_shares(pipe, args.world_check))
+    df = pd.DataFrame(object_word_box_shares(pipe, args.world_check, layers=layers))
     df.to_csv(out / "world-check-renders.csv", index=False)
     written.append(out / "world-check-renders.csv")
     print(_summary_line("renders (boxes from the renderer's labels)", df))
@@ -123,7 +151,8 @@ def _world_check(args, pipe, out: Path, rng) -> list[Path]:
     except (ImportError, FileNotFoundError, OSError) as exc:
         print(f"generated images: not available: {str(exc).removeprefix('not available: ')}")
         return written
-    rows, counts = generated_word_box_shares(pipe, ev, args.world_check, steps=args.steps, guidance=args.guidance, step_range=rng)
+    rows, counts = generated_word_box_shares(pipe, ev, args.world_check, steps=args.steps, guidance=args.guidance, step_range=rng,
+                                             layers=layers)
     g = pd.DataFrame(rows)
     g.to_csv(out / "world-check-generated.csv", index=False)
     written.append(out / "world-check-generated.csv")
@@ -265,6 +294,9 @@ def add_commands(subparsers) -> None:
     m.add_argument("--step-range", help="START:STOP steps to aggregate (default all)")
     m.add_argument("--boxes", help='JSON (or a file) {"word": [x0, y0, x1, y1]} in pixels: report the share of '
                    "each word's attention inside its box vs chance")
+    m.add_argument("--layers", default="cross",
+                   help="cross-attention layers to sum: 'cross' (all, default) or a JSON mapping with blocks "
+                   "(down/mid/up) and levels (0 = full latent resolution), e.g. '{\"blocks\": [\"up\"], \"levels\": [1]}'")
     m.set_defaults(func=cmd_maps)
 
     s = sub.add_parser("switch", help="I2H / H2I prompt switching: grids, heatmaps, per-token statistics")

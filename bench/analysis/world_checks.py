@@ -96,7 +96,7 @@ def two_object_prompts(n: int, seed: int = 0) -> list[tuple[dict, dict]]:
 
 def generated_word_box_shares(
     pipe: Any, evaluator: Any, n_images: int = 8, *, seed0: int = 0, steps: int = 25, guidance: float = 5.0,
-    step_range: Sequence[int] | None = None,
+    step_range: Sequence[int] | None = None, layers: Any = "cross",
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Maps of *generated* two-object images, boxes from the tinyworld evaluator.
 
@@ -114,7 +114,7 @@ def generated_word_box_shares(
     for i, (a, b) in enumerate(two_object_prompts(n_images, seed0)):
         prompt = f"a {a['color']} {a['shape']} and a {b['color']} {b['shape']}"
         h = w = 64
-        tm = capture_maps(pipe, prompt, seed0 + i, steps=steps, guidance=guidance, height=h, width=w)
+        tm = capture_maps(pipe, prompt, seed0 + i, steps=steps, guidance=guidance, height=h, width=w, layers=layers)
         objs = evaluator.unbatch(evaluator.predict([tm.image]))[0]["objects"]
         counts["images"] += 1
         cells = {}

@@ -33,6 +33,21 @@ def test_analyze_maps_with_boxes(run_cli, tmp_path, capsys):
     assert "share in box" in capsys.readouterr().out
 
 
+def test_analyze_maps_layer_selection(run_cli, tmp_path):
+    from t2ibench.errors import UserError
+
+    args = ("maps", "--prompt", "a red circle", "--steps", "2", "--size", "32")
+    assert run_cli(*args, "--out", str(tmp_path / "all")) == 0
+    assert run_cli(*args, "--out", str(tmp_path / "up"), "--layers", '{"blocks": ["up"], "levels": [0]}') == 0
+    everything = pd.read_csv(tmp_path / "all" / "maps-seed0.csv")
+    up = pd.read_csv(tmp_path / "up" / "maps-seed0.csv")
+    assert list(up["word"]) == list(everything["word"]) and up["share"].sum() == pytest.approx(1.0)
+    assert not up["share"].round(6).equals(everything["share"].round(6))  # a subset of layers: other maps
+    for bad in ('{"blocks": ["up"], "levels": [9]}', '{"kind": "self"}', "[1]", "{nope"):
+        with pytest.raises(UserError, match="--layers"):
+            run_cli(*args, "--out", str(tmp_path / "bad"), "--layers", bad)
+
+
 def test_analyze_switch_with_iti_gen_tokens(run_cli, tiny_sd, tmp_path):
     from t2ibench.baselines.iti_gen import InclusiveTokens
 
