@@ -61,35 +61,45 @@ def main(argv=None) -> int:
     from t2ibench.analysis.figures import heatmap_panels
     from t2ibench.analysis.maps import capture_maps
     from t2ibench.analysis.pid import bias_probe, pid_over_seeds, summarise
-    from t2ibench.analysis.world_checks import object_word_box_shares
+    from t2ibench.analysis.world_checks import (
+        capture_render_maps, object_word_box_shares, token_role_box_shares, token_role_table,
+    )
 
     # 1. maps ---------------------------------------------------------------------------------
     t0 = time.perf_counter()
-    rows = object_word_box_shares(pipe, args.images)
-    df = pd.DataFrame(rows)
+    captures = capture_render_maps(pipe, args.images)
+    df = pd.DataFrame(object_word_box_shares(pipe, captures=captures))
     df.to_csv(out / "maps_box_shares.csv", index=False)
-    for kind, sub in [("all words", df), *df.groupby("kind")]:
+    groups = [("all words", df), *((f"{k} words of object {i}", g) for (k, i), g in df.groupby(["kind", "object"]))]
+    for kind, sub in groups:
         print(f"maps ({kind}, {len(sub)} word maps on {df['seed'].nunique()} renders): "
               f"share in own box {sub['share_own'].mean():.3f} ± {sub['share_own'].std():.3f}, "
               f"in other object's box {sub['share_other'].mean():.3f}, chance {sub['chance_own'].mean():.3f}, "
               f"own > other in {(sub['share_own'] > sub['share_other']).mean():.0%}; "
               f"in both objects' boxes {sub['share_objects'].mean():.3f} vs chance {sub['chance_objects'].mean():.3f}")
+    roles = token_role_box_shares(captures)
+    pd.DataFrame(roles).to_csv(out / "maps_token_roles.csv", index=False)
+    mean = token_role_table(roles)
+    print("maps per token (all layers; share on object 1 / object 2 / of all attention):")
+    for role, r in mean.iterrows():
+        print(f"  {role:<14} {r['share_object1']:.3f} / {r['share_object2']:.3f} / {r['mass_share']:.3f}")
     # per layer and noise level: DAAM's sum over layers and steps can hide a layer that localises
     from t2ibench.attention import attention_layers
 
     per_layer = []
     for layer in [li.name for li in attention_layers(pipe.unet) if li.kind == "cross"]:
         for frac in (0.1, 0.3):
-            sub = pd.DataFrame(object_word_box_shares(pipe, args.images, fractions=(frac,), layers=[layer]))
-            per_layer.append({"layer": layer.removesuffix(".transformer_blocks.0.attn2.processor"), "t_over_T": frac,
-                              "share_own": sub["share_own"].mean(), "share_other": sub["share_other"].mean(),
-                              "chance_own": sub["chance_own"].mean(),
-                              "own_gt_other": (sub["share_own"] > sub["share_other"]).mean()})
+            every = pd.DataFrame(object_word_box_shares(pipe, args.images, fractions=(frac,), layers=[layer]))
+            for index, sub in every.groupby("object"):
+                per_layer.append({"layer": layer.removesuffix(".transformer_blocks.0.attn2.processor"), "t_over_T": frac,
+                                  "object": index, "share_own": sub["share_own"].mean(), "share_other": sub["share_other"].mean(),
+                                  "chance_own": sub["chance_own"].mean(),
+                                  "own_gt_other": (sub["share_own"] > sub["share_other"]).mean()})
     pl = pd.DataFrame(per_layer)
     pl.to_csv(out / "maps_box_shares_per_layer.csv", index=False)
-    print("maps per cross-attention layer (one noise level t/T each; own / other object's box / chance):")
+    print("maps per cross-attention layer (one noise level t/T each; words of object 1 or 2; own / other object's box / chance):")
     for r in pl.itertuples():
-        print(f"  {r.layer:<28} t/T={r.t_over_T:.1f}: own {r.share_own:.3f}, other {r.share_other:.3f}, "
+        print(f"  {r.layer:<28} t/T={r.t_over_T:.1f} object {r.object}: own {r.share_own:.3f}, other {r.share_other:.3f}, "
               f"chance {r.chance_own:.3f}, own > other in {r.own_gt_other:.0%}")
     try:
         from t2ibench.analysis.world_checks import generated_word_box_shares

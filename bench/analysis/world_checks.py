@@ -9,15 +9,23 @@ more than chance inside its own box and more than inside the other's; ``share_ob
 boxes) against ``chance_objects`` tells a map that finds objects but not *its* object (attribute
 leakage between the two) from one that does not find objects at all.
 
+Every row says which object its word names (``object``: 1 = named first in the prompt, 2 =
+second) and the word's share of all the attention probability captured (``mass_share``): with a
+causal text encoder (CLIP) a later word's embedding has read the earlier ones, so the two objects'
+words need not behave alike. ``token_role_box_shares`` asks the converse question: for every token
+position (start, each word, end, padding), how much of its map lies on object 1 and on object 2,
+i.e. which tokens the denoiser actually reads each object from.
+
 Object box: ``(x − r, y − r, x + r, y + r)`` from the label's centre and radius, in pixels of
 the 64×64 render, clipped to the image.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from .maps import capture_maps_on_image
+from .maps import TokenMaps, capture_maps_on_image
 from .stats import box_area_share, box_mass_share
 
 
@@ -41,20 +49,46 @@ def two_object_renders(seeds: Iterable[int], n: int) -> list[Any]:
     return out
 
 
-def object_word_box_shares(
+@dataclass
+class RenderMaps:
+    """Maps of one two-object render read with "a <c1> <s1> and a <c2> <s2>" (objects in that order)."""
+
+    seed: int
+    objects: tuple[dict, dict]
+    maps: TokenMaps
+    size: tuple[int, int]  # (H, W) of the render, pixels
+
+
+def capture_render_maps(
     pipe: Any, n_images: int = 8, *, seed0: int = 10_000, fractions: Sequence[float] = (0.3, 0.5, 0.7),
     layers: Any = "cross",
-) -> list[dict[str, Any]]:
-    """Rows per (render, word): ``share_own``, ``share_other``, ``chance_own``, ``lift``,
-    ``share_objects``, ``chance_objects``. ``fractions``: noise levels t/T the render is read at;
-    ``layers``: the cross-attention layers summed (a ``LayerSelector`` spec or a list of names)."""
-    rows = []
+) -> list[RenderMaps]:
+    """Read the first ``n_images`` two-object renders from ``seed0`` on at noise levels ``fractions``
+    (t/T), summing the cross-attention ``layers`` (a ``LayerSelector`` spec or a list of names)."""
+    out = []
     for seed, r in two_object_renders(range(seed0, seed0 + 50 * n_images), n_images):
         a, b = r.labels["objects"]
         prompt = f"a {a['color']} {a['shape']} and a {b['color']} {b['shape']}"
         tm = capture_maps_on_image(pipe, r.pil(), prompt, fractions=fractions, seed=seed, layers=layers)
-        size = r.image.shape[:2]
-        for own, other in ((a, b), (b, a)):
+        out.append(RenderMaps(seed, (a, b), tm, tuple(r.image.shape[:2])))
+    return out
+
+
+def object_word_box_shares(
+    pipe: Any, n_images: int = 8, *, seed0: int = 10_000, fractions: Sequence[float] = (0.3, 0.5, 0.7),
+    layers: Any = "cross", captures: Sequence[RenderMaps] | None = None,
+) -> list[dict[str, Any]]:
+    """Rows per (render, word): ``object`` (1 or 2), ``share_own``, ``share_other``, ``chance_own``,
+    ``lift``, ``share_objects``, ``chance_objects``, ``mass_share``. The renders are read as in
+    :func:`capture_render_maps` (or given as ``captures``)."""
+    if captures is None:
+        captures = capture_render_maps(pipe, n_images, seed0=seed0, fractions=fractions, layers=layers)
+    rows = []
+    for cap in captures:
+        a, b = cap.objects
+        tm, size = cap.maps, cap.size
+        total = float(tm.aggregate().double().sum())
+        for index, (own, other) in enumerate(((a, b), (b, a)), start=1):
             for kind in ("shape", "color"):
                 word = own[kind]
                 m = tm.word_map(word).numpy()
@@ -63,14 +97,73 @@ def object_word_box_shares(
                 share_other = box_mass_share(m, box_other, size)
                 chance = box_area_share(box_own, m.shape, size)
                 rows.append({
-                    "seed": seed, "prompt": prompt, "word": word, "kind": kind,
+                    "seed": cap.seed, "prompt": tm.prompt, "word": word, "kind": kind, "object": index,
                     "share_own": share, "share_other": share_other,
                     "chance_own": chance, "lift": share / chance if chance else float("nan"),
                     # the two boxes lie in different cells of the layout grid, so they are disjoint
                     "share_objects": share + share_other,
                     "chance_objects": chance + box_area_share(box_other, m.shape, size),
+                    "mass_share": float(m.sum()) / total if total > 0 else float("nan"),
                 })
     return rows
+
+
+def token_roles(maps: TokenMaps, objects: tuple[dict, dict], padding_split: int = 10) -> list[tuple[int, str]]:
+    """``[(position, role)]`` for all 77 positions: ``<start>``, the prompt's words (``colour 1``,
+    ``shape 1``, ``colour 2``, ``shape 2`` for the objects' words, else the word itself, ``#2``
+    appended to a repeat),
+    ``<end>``, ``padding 1-{padding_split}`` and ``padding {padding_split + 1}+``."""
+    named = {}
+    for index, obj in enumerate(objects, start=1):
+        named[obj["color"]] = f"colour {index}"
+        named[obj["shape"]] = f"shape {index}"
+    roles = [(0, "<start>")]
+    seen: dict[str, int] = {}
+    for word, positions in maps.spans:
+        role = named.get(word, word)
+        seen[role] = seen.get(role, 0) + 1
+        roles += [(p, role if seen[role] == 1 else f"{role}#{seen[role]}") for p in positions]
+    eot = len(maps.labels) - 1
+    roles.append((eot, "<end>"))
+    n = int(maps.aggregate().shape[0])
+    for p in range(eot + 1, n):
+        roles.append((p, f"padding 1-{padding_split}" if p - eot <= padding_split else f"padding {padding_split + 1}+"))
+    return roles
+
+
+def token_role_box_shares(captures: Sequence[RenderMaps]) -> list[dict[str, Any]]:
+    """Where the denoiser reads each object from: rows per (render, token role) with the role's
+    map (summed over its positions) share inside object 1's and object 2's boxes, their chance
+    levels, and the role's share of all captured attention (``mass_share``)."""
+    rows = []
+    for cap in captures:
+        a, b = cap.objects
+        tm, size = cap.maps, cap.size
+        agg = tm.aggregate().double()
+        total = float(agg.sum())
+        by_role: dict[str, list[int]] = {}
+        for p, role in token_roles(tm, cap.objects):
+            by_role.setdefault(role, []).append(p)
+        box1, box2 = object_box(a, size[1]), object_box(b, size[1])
+        for role, positions in by_role.items():
+            m = agg[positions].sum(0).numpy()
+            rows.append({
+                "seed": cap.seed, "prompt": tm.prompt, "role": role, "positions": len(positions),
+                "share_object1": box_mass_share(m, box1, size), "share_object2": box_mass_share(m, box2, size),
+                "chance_object1": box_area_share(box1, m.shape, size), "chance_object2": box_area_share(box2, m.shape, size),
+                "mass_share": float(m.sum()) / total if total > 0 else float("nan"),
+            })
+    return rows
+
+
+def token_role_table(rows: Sequence[dict[str, Any]]) -> Any:
+    """``pandas.DataFrame`` of :func:`token_role_box_shares` rows averaged over renders, one row
+    per role in prompt order."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    order = list(dict.fromkeys(df["role"]))
+    return df.drop(columns=["seed", "prompt"]).groupby("role").mean().loc[order]
 
 
 def cell_box(row: int, col: int, size: int = 64, grid: int = 3) -> tuple[float, float, float, float]:
@@ -105,6 +198,7 @@ def generated_word_box_shares(
     evaluator finds (shape and colour both right, exactly one such cell), the share of its shape
     word's and colour word's attention mass in that cell (``share_own``) and in the other named
     object's cell when found (``share_other``); chance is one cell = 1/9 of the image.
+    Rows carry ``object`` (1 or 2, the order named) as in :func:`object_word_box_shares`.
     Returns (rows, counts) with counts of images, objects named, objects found.
     """
     from .maps import capture_maps
@@ -124,7 +218,7 @@ def generated_word_box_shares(
             if len(hits) == 1:
                 counts["objects_found"] += 1
                 cells[o["shape"]] = hits[0]
-        for own, other in ((a, b), (b, a)):
+        for index, (own, other) in enumerate(((a, b), (b, a)), start=1):
             if own["shape"] not in cells:
                 continue
             c = cells[own["shape"]]
@@ -135,7 +229,7 @@ def generated_word_box_shares(
                 share = box_mass_share(m, box, (h, w))
                 chance = box_area_share(box, m.shape, (h, w))
                 rows.append({
-                    "seed": seed0 + i, "prompt": prompt, "word": own[kind], "kind": kind,
+                    "seed": seed0 + i, "prompt": prompt, "word": own[kind], "kind": kind, "object": index,
                     "share_own": share,
                     "share_other": box_mass_share(m, cell_box(oc["row"], oc["col"], w), (h, w)) if oc else float("nan"),
                     "chance_own": chance, "lift": share / chance if chance else float("nan"),
