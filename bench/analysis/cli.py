@@ -33,26 +33,50 @@ def _steps_range(text: str | None) -> range | None:
     return range(int(a or 0), int(b) if b else 1 << 20)
 
 
-def _layers(text: str | None) -> Any:
-    """``--layers``: ``cross`` (every cross-attention layer) or a JSON mapping of
-    ``t2ibench.attention.LayerSelector`` (``blocks``, ``levels``; kind is always cross)."""
+def _layers(text: str | None, unet: Any) -> Any:
+    """``--layers``: ``cross`` (every cross-attention layer), a JSON mapping of
+    ``t2ibench.attention.LayerSelector`` (``blocks``, ``levels``; kind is always cross), or a JSON
+    list of layer names, each naming every cross-attention layer whose processor key starts with
+    it (``"up_blocks.1.attentions.0"``). Returns what ``CrossAttentionMaps(layers=...)`` takes;
+    a selection that matches none of ``unet``'s cross-attention layers is a ``UserError``."""
     import json
 
-    from ..attention import LayerSelector
+    from ..attention import LayerSelector, attention_layers
     from ..errors import UserError
 
     if not text or text == "cross":
         return "cross"
-    expected = "expected 'cross' or a JSON mapping such as '{\"blocks\": [\"up\"], \"levels\": [1]}'"
+    expected = ("expected 'cross', a JSON mapping such as '{\"blocks\": [\"up\"], \"levels\": [1]}' "
+                "or a JSON list of layer names such as '[\"up_blocks.1.attentions.0\"]'")
+    cross = [info.name for info in attention_layers(unet) if info.kind == "cross"]
     try:
         spec = json.loads(text)
-        if not isinstance(spec, dict):
-            raise ValueError("not a mapping")
-        selector = LayerSelector.of({**spec, "kind": spec.get("kind", "cross")})
     except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        raise UserError(f"--layers {text!r}: {exc}; {expected}") from None
+    if isinstance(spec, list):
+        if not spec or not all(isinstance(n, str) and n for n in spec):
+            raise UserError(f"--layers {text!r}: a list must hold layer names; {expected}")
+        def under(name: str, prefix: str) -> bool:  # at a dot boundary: "up_blocks.1" is not "up_blocks.10"
+            return name == prefix or name.startswith(prefix.rstrip(".") + ".")
+
+        chosen = [name for name in cross if any(under(name, prefix) for prefix in spec)]
+        missing = [prefix for prefix in spec if not any(under(name, prefix) for name in cross)]
+        if missing:
+            shown = sorted({name.split(".transformer_blocks")[0] for name in cross})
+            raise UserError(f"--layers {text!r}: {missing} name no cross-attention layer of this UNet; expected names "
+                            f"among {shown}")
+        return chosen
+    try:
+        if not isinstance(spec, dict):
+            raise ValueError("not a mapping or a list")
+        selector = LayerSelector.of({**spec, "kind": spec.get("kind", "cross")})
+    except ValueError as exc:
         raise UserError(f"--layers {text!r}: {exc}; {expected}") from None
     if selector.kind != "cross":
         raise UserError(f"--layers {text!r}: kind {selector.kind!r}; maps are of cross-attention layers, {expected}")
+    if not selector.select(unet):
+        raise UserError(f"--layers {text!r}: selects none of this UNet's cross-attention layers; expected "
+                        "blocks among down/mid/up and levels this model has")
     return selector
 
 
@@ -96,10 +120,7 @@ def cmd_maps(args) -> int:
     pipe = _load(args)
     out = _out(args, "maps")
     rng = _steps_range(args.step_range)
-    layers = _layers(args.layers)
-    if layers != "cross" and not layers.select(pipe.unet):
-        raise UserError(f"--layers {args.layers!r}: selects none of this UNet's cross-attention layers; expected "
-                        "blocks among down/mid/up and levels this model has")
+    layers = _layers(args.layers, pipe.unet)
     written = []
     if args.world_check:
         written += _world_check(args, pipe, out, rng, layers)
@@ -326,8 +347,9 @@ def add_commands(subparsers) -> None:
     m.add_argument("--boxes", help='JSON (or a file) {"word": [x0, y0, x1, y1]} in pixels: report the share of '
                    "each word's attention inside its box vs chance")
     m.add_argument("--layers", default="cross",
-                   help="cross-attention layers to sum: 'cross' (all, default) or a JSON mapping with blocks "
-                   "(down/mid/up) and levels (0 = full latent resolution), e.g. '{\"blocks\": [\"up\"], \"levels\": [1]}'")
+                   help="cross-attention layers to sum: 'cross' (all, default), a JSON mapping with blocks "
+                   "(down/mid/up) and levels (0 = full latent resolution), e.g. '{\"blocks\": [\"up\"], \"levels\": [1]}', "
+                   "or a JSON list of layer names (prefixes of the processor keys), e.g. '[\"up_blocks.1.attentions.0\"]'")
     m.set_defaults(func=cmd_maps)
 
     s = sub.add_parser("switch", help="I2H / H2I prompt switching: grids, heatmaps, per-token statistics")

@@ -43,7 +43,10 @@ def test_analyze_maps_layer_selection(run_cli, tmp_path):
     up = pd.read_csv(tmp_path / "up" / "maps-seed0.csv")
     assert list(up["word"]) == list(everything["word"]) and up["share"].sum() == pytest.approx(1.0)
     assert not up["share"].round(6).equals(everything["share"].round(6))  # a subset of layers: other maps
-    for bad in ('{"blocks": ["up"], "levels": [9]}', '{"kind": "self"}', "[1]", "{nope"):
+    assert run_cli(*args, "--out", str(tmp_path / "one"), "--layers", '["up_blocks.1.attentions.0"]') == 0
+    one = pd.read_csv(tmp_path / "one" / "maps-seed0.csv")
+    assert one["share"].sum() == pytest.approx(1.0) and not one["share"].round(6).equals(everything["share"].round(6))
+    for bad in ('{"blocks": ["up"], "levels": [9]}', '{"kind": "self"}', "[1]", "[]", '["up_blocks.9"]', "{nope", '"up"'):
         with pytest.raises(UserError, match="--layers"):
             run_cli(*args, "--out", str(tmp_path / "bad"), "--layers", bad)
 
