@@ -109,10 +109,10 @@ def object_word_box_shares(
 
 
 def token_roles(maps: TokenMaps, objects: tuple[dict, dict], padding_split: int = 10) -> list[tuple[int, str]]:
-    """``[(position, role)]`` for all 77 positions: ``<start>``, the prompt's words (``colour 1``,
-    ``shape 1``, ``colour 2``, ``shape 2`` for the objects' words, else the word itself, ``#2``
-    appended to a repeat),
-    ``<end>``, ``padding 1-{padding_split}`` and ``padding {padding_split + 1}+``."""
+    """``[(position, role)]`` for every captured position (77 for CLIP): ``<start>``; the prompt's
+    words (``colour 1``, ``shape 1``, ``colour 2``, ``shape 2`` for the objects' words, else the
+    word itself, with ``#2`` on a repeat); ``<end>``; ``padding 1-{padding_split}`` and
+    ``padding {padding_split + 1}+``."""
     named = {}
     for index, obj in enumerate(objects, start=1):
         named[obj["color"]] = f"colour {index}"
@@ -125,7 +125,7 @@ def token_roles(maps: TokenMaps, objects: tuple[dict, dict], padding_split: int 
         roles += [(p, role if seen[role] == 1 else f"{role}#{seen[role]}") for p in positions]
     eot = len(maps.labels) - 1
     roles.append((eot, "<end>"))
-    n = int(maps.aggregate().shape[0])
+    n = int(next(iter(maps.per_step.values())).shape[0])
     for p in range(eot + 1, n):
         roles.append((p, f"padding 1-{padding_split}" if p - eot <= padding_split else f"padding {padding_split + 1}+"))
     return roles
