@@ -33,6 +33,11 @@ def _steps_range(text: str | None) -> range | None:
     return range(int(a or 0), int(b) if b else 1 << 20)
 
 
+def _under(name: str, prefix: str) -> bool:
+    """``name`` is ``prefix`` or lies under it at a dot ("up_blocks.1" is not "up_blocks.10")."""
+    return name == prefix or name.startswith(prefix.rstrip(".") + ".")
+
+
 def _layers(text: str | None, unet: Any) -> Any:
     """``--layers``: ``cross`` (every cross-attention layer), a JSON mapping of
     ``t2ibench.attention.LayerSelector`` (``blocks``, ``levels``; kind is always cross), or a JSON
@@ -56,11 +61,8 @@ def _layers(text: str | None, unet: Any) -> Any:
     if isinstance(spec, list):
         if not spec or not all(isinstance(n, str) and n for n in spec):
             raise UserError(f"--layers {text!r}: a list must hold layer names; {expected}")
-        def under(name: str, prefix: str) -> bool:  # at a dot boundary: "up_blocks.1" is not "up_blocks.10"
-            return name == prefix or name.startswith(prefix.rstrip(".") + ".")
-
-        chosen = [name for name in cross if any(under(name, prefix) for prefix in spec)]
-        missing = [prefix for prefix in spec if not any(under(name, prefix) for name in cross)]
+        chosen = [name for name in cross if any(_under(name, prefix) for prefix in spec)]
+        missing = [prefix for prefix in spec if not any(_under(name, prefix) for name in cross)]
         if missing:
             shown = sorted({name.split(".transformer_blocks")[0] for name in cross})
             raise UserError(f"--layers {text!r}: {missing} name no cross-attention layer of this UNet; expected names "
