@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     from t2ibench.analysis.maps import capture_maps
     from t2ibench.analysis.pid import bias_probe, pid_over_seeds, summarise
     from t2ibench.analysis.world_checks import (
-        capture_render_maps, object_word_box_shares, token_role_box_shares, token_role_table,
+        capture_render_maps, object_word_box_shares, token_role_box_shares, token_role_summary, word_share_summary,
     )
 
     # 1. maps ---------------------------------------------------------------------------------
@@ -70,19 +70,10 @@ def main(argv=None) -> int:
     captures = capture_render_maps(pipe, args.images)
     df = pd.DataFrame(object_word_box_shares(pipe, captures=captures))
     df.to_csv(out / "maps_box_shares.csv", index=False)
-    groups = [("all words", df), *((f"{k} words of object {i}", g) for (k, i), g in df.groupby(["kind", "object"]))]
-    for kind, sub in groups:
-        print(f"maps ({kind}, {len(sub)} word maps on {df['seed'].nunique()} renders): "
-              f"share in own box {sub['share_own'].mean():.3f} ± {sub['share_own'].std():.3f}, "
-              f"in other object's box {sub['share_other'].mean():.3f}, chance {sub['chance_own'].mean():.3f}, "
-              f"own > other in {(sub['share_own'] > sub['share_other']).mean():.0%}; "
-              f"in both objects' boxes {sub['share_objects'].mean():.3f} vs chance {sub['chance_objects'].mean():.3f}")
+    print(word_share_summary(f"maps (renders, all layers; {df['seed'].nunique()} renders)", df))
     roles = token_role_box_shares(captures)
     pd.DataFrame(roles).to_csv(out / "maps_token_roles.csv", index=False)
-    mean = token_role_table(roles)
-    print("maps per token (all layers; share on object 1 / object 2 / of all attention):")
-    for role, r in mean.iterrows():
-        print(f"  {role:<14} {r['share_object1']:.3f} / {r['share_object2']:.3f} / {r['mass_share']:.3f}")
+    print(token_role_summary(roles))
     # per layer and noise level: DAAM's sum over layers and steps can hide a layer that localises
     from t2ibench.attention import attention_layers
 
@@ -109,12 +100,8 @@ def main(argv=None) -> int:
         g_rows, counts = generated_word_box_shares(pipe, ev, args.images, steps=args.steps)
         g = pd.DataFrame(g_rows)
         g.to_csv(out / "maps_generated_box_shares.csv", index=False)
-        if len(g):
-            print(f"maps (generated, evaluator cells; {counts['objects_found']} of {counts['objects_named']} objects found): "
-                  f"share in own cell {g['share_own'].mean():.3f} ± {g['share_own'].std():.3f}, "
-                  f"in the other object's cell {g['share_other'].mean():.3f}, chance {g['chance_own'].mean():.3f}")
-        else:
-            print(f"maps (generated): the evaluator found {counts['objects_found']} of {counts['objects_named']} named objects")
+        print(word_share_summary(f"maps (generated, boxes = evaluator cells; {counts['objects_found']} of "
+                                 f"{counts['objects_named']} named objects found)", g))
     except (ImportError, FileNotFoundError, OSError) as exc:
         print(f"maps (generated): not available: {exc}")
     tm = capture_maps(pipe, "a red circle and a blue square", 0, steps=args.steps, height=size, width=size)

@@ -148,56 +148,25 @@ def cmd_maps(args) -> int:
     return 0
 
 
-def _other(df) -> str:
-    """The other object's share, over the maps whose other object was located."""
-    both = df.dropna(subset=["share_other"])
-    if not len(both):
-        return "other object not located"
-    return (f"in the other object's box {both['share_other'].mean():.3f}, own > other in "
-            f"{(both['share_own'] > both['share_other']).mean():.0%} of {len(both)}")
-
-
-def _summary_line(label: str, df) -> str:
-    """One line for all word maps, then one per (word kind, object named first or second)."""
-    if not len(df):
-        return f"{label}: no word maps"
-    lines = [f"{label}: {len(df)} word maps, share of attention in own object's box "
-             f"{df['share_own'].mean():.3f} ± {df['share_own'].std():.3f} (chance {df['chance_own'].mean():.3f}; {_other(df)})"]
-    for (kind, index), sub in df.groupby(["kind", "object"]):
-        lines.append(f"  {kind} words of object {index} ({len(sub)}): own {sub['share_own'].mean():.3f}, "
-                     f"chance {sub['chance_own'].mean():.3f}; {_other(sub)}")
-    return "\n".join(lines)
-
-
-def _roles_table(rows) -> str:
-    """Mean over renders per token role, in prompt order: where each object is read from."""
-    from .world_checks import token_role_table
-
-    mean = token_role_table(rows)
-    lines = [f"  which tokens' maps lie on the objects (renders; chance {mean['chance_object1'].mean():.3f} / "
-             f"{mean['chance_object2'].mean():.3f}):",
-             f"    {'token':<14} {'object 1':>8} {'object 2':>8} {'attention':>9}"]
-    for role, r in mean.iterrows():
-        lines.append(f"    {role:<14} {r['share_object1']:>8.3f} {r['share_object2']:>8.3f} {r['mass_share']:>9.3f}")
-    return "\n".join(lines)
-
-
 def _world_check(args, pipe, out: Path, rng, layers: Any = "cross") -> list[Path]:
     """Box shares on tinyworld: on noised renders (renderer boxes) and on generated images (evaluator cells)."""
     import pandas as pd
 
-    from .world_checks import capture_render_maps, generated_word_box_shares, object_word_box_shares, token_role_box_shares
+    from .world_checks import (
+        capture_render_maps, generated_word_box_shares, object_word_box_shares, token_role_box_shares, token_role_summary,
+        word_share_summary,
+    )
 
     written = []
     captures = capture_render_maps(pipe, args.world_check, layers=layers)
     df = pd.DataFrame(object_word_box_shares(pipe, captures=captures))
     df.to_csv(out / "world-check-renders.csv", index=False)
     written.append(out / "world-check-renders.csv")
-    print(_summary_line("renders (boxes from the renderer's labels)", df))
+    print(word_share_summary("renders (boxes from the renderer's labels)", df))
     roles = token_role_box_shares(captures)
     pd.DataFrame(roles).to_csv(out / "world-check-tokens.csv", index=False)
     written.append(out / "world-check-tokens.csv")
-    print(_roles_table(roles))
+    print(token_role_summary(roles))
     try:
         from t2ibench.world.evaluator import load_evaluator
 
@@ -210,7 +179,7 @@ def _world_check(args, pipe, out: Path, rng, layers: Any = "cross") -> list[Path
     g = pd.DataFrame(rows)
     g.to_csv(out / "world-check-generated.csv", index=False)
     written.append(out / "world-check-generated.csv")
-    print(_summary_line(f"generated images (cells from the evaluator; {counts['objects_found']} of "
+    print(word_share_summary(f"generated images (cells from the evaluator; {counts['objects_found']} of "
                         f"{counts['objects_named']} named objects found)", g))
     return written
 

@@ -166,6 +166,45 @@ def token_role_table(rows: Sequence[dict[str, Any]]) -> Any:
     return df.drop(columns=["seed", "prompt"]).groupby("role").mean().loc[order]
 
 
+def _other(df: Any) -> str:
+    """The other object's share, over the maps whose other object was located."""
+    both = df.dropna(subset=["share_other"])
+    if not len(both):
+        return "other object not located"
+    return (f"in the other object's box {both['share_other'].mean():.3f}, own > other in "
+            f"{(both['share_own'] > both['share_other']).mean():.0%} of {len(both)}")
+
+
+def word_share_summary(label: str, rows: Any) -> str:
+    """Printable summary of word-share rows (a list or ``DataFrame`` from
+    :func:`object_word_box_shares` or :func:`generated_word_box_shares`): one line over all word
+    maps, then one per (word kind, object named first or second)."""
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    if not len(df):
+        return f"{label}: no word maps"
+    both = (f"; in both objects' boxes {df['share_objects'].mean():.3f} vs chance {df['chance_objects'].mean():.3f}"
+            if "share_objects" in df else "")
+    lines = [f"{label}: {len(df)} word maps, share of attention in own object's box "
+             f"{df['share_own'].mean():.3f} ± {df['share_own'].std():.3f} (chance {df['chance_own'].mean():.3f}; {_other(df)}{both})"]
+    for (kind, index), sub in df.groupby(["kind", "object"]):
+        lines.append(f"  {kind} words of object {index} ({len(sub)}): own {sub['share_own'].mean():.3f}, "
+                     f"chance {sub['chance_own'].mean():.3f}; {_other(sub)}")
+    return "\n".join(lines)
+
+
+def token_role_summary(rows: Sequence[dict[str, Any]]) -> str:
+    """Printable :func:`token_role_table`: where each object is read from."""
+    mean = token_role_table(rows)
+    lines = [f"  which tokens' maps lie on the objects (chance {mean['chance_object1'].mean():.3f} / "
+             f"{mean['chance_object2'].mean():.3f}):",
+             f"    {'token':<14} {'object 1':>8} {'object 2':>8} {'attention':>9}"]
+    for role, r in mean.iterrows():
+        lines.append(f"    {role:<14} {r['share_object1']:>8.3f} {r['share_object2']:>8.3f} {r['mass_share']:>9.3f}")
+    return "\n".join(lines)
+
+
 def cell_box(row: int, col: int, size: int = 64, grid: int = 3) -> tuple[float, float, float, float]:
     """Pixel box of a cell of the renderer's layout grid (row 0 top, col 0 left)."""
     c = size / grid
