@@ -97,7 +97,8 @@ def _generate(args, suite):
 
     out = Path(args.out) if args.out else Path("t2ibench-runs") / suite.name
     shard = Shard.parse(args.shard) if getattr(args, "shard", None) else None
-    summary = generate(suite, out, shard=shard, device=args.device, precision=args.precision, progress=not args.quiet)
+    summary = generate(suite, out, shard=shard, device=args.device, precision=args.precision, progress=not args.quiet,
+                       threads=args.threads)
     print(summary.line(out))
     return out, summary
 
@@ -124,7 +125,7 @@ def cmd_run(args) -> int:
     except ImportError as exc:
         print(f"t2ibench: scoring is not available in this installation ({exc}); images are in {out}")
         return 0
-    aggregates = score_run(out)
+    aggregates = score_run(out, trust_remote_code=True)  # the suite was given on this command line
     for label, info in aggregates["metrics"].items():
         profile[f"score {label}"] = info.get("seconds", 0.0)
     t1 = time.perf_counter()
@@ -196,6 +197,26 @@ def _add_generation_args(p: argparse.ArgumentParser, suite_required: bool) -> No
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="weights dtype (auto: fp16 on CUDA, fp32 on CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--threads", type=_positive_int,
+                   help="torch CPU threads per process (default: as OMP_NUM_THREADS / torch set it); recorded "
+                        "per image, since CPU images are byte-identical only with the same thread count")
+
+
+#: commands that read a suite file the user names on the command line: its code is trusted
+SUITE_COMMANDS = {"run", "generate"}
+#: commands that only list what is built in or installed
+LISTING_COMMANDS = {"suites", "methods", "metrics"}
+TRUST_HELP = ("import module:attribute names found in the run directory's suite (metrics, judges, ...): "
+              "that runs their code; only for run directories you trust (default: built-in names only)")
+
+
+def _add_trust_flags(sub) -> None:
+    """``--trust-remote-code`` on every command that reads a run directory (see the README's trust model)."""
+    for name, p in sub.choices.items():
+        if name in SUITE_COMMANDS or name in LISTING_COMMANDS:
+            continue
+        if not any("--trust-remote-code" in a.option_strings for a in p._actions):
+            p.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -229,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # that part is not in this installation
             raise
         module.add_commands(sub)
+    _add_trust_flags(sub)
     return parser
 
 
@@ -236,8 +258,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.filterwarnings("default", module="t2ibench")
+    from .registry import builtins_only
+
+    trusted = args.command in SUITE_COMMANDS or bool(getattr(args, "trust_remote_code", False))
     try:
-        return int(args.func(args) or 0)
+        with builtins_only(not trusted):
+            return int(args.func(args) or 0)
     except UserError as exc:
         print(f"t2ibench: error: {exc}", file=sys.stderr)
         return exc.exit_code

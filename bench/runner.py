@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +27,14 @@ from . import __version__
 from .errors import UserError
 from .prompt_sets import load_prompt_set
 from .registry import METHODS, METRICS
-from .store import RunDir, atomic_write_json, atomic_write_text
+from .fileio import atomic_write_json, atomic_write_text
+from .store import RunDir
 from .suite import MethodSpec, Suite
 from .types import ImageJob, PromptItem
+
+
+#: images per suite: beyond it the plan alone would not fit in memory
+MAX_IMAGES = 1_000_000
 
 
 def derive_seed(suite_seed: int, prompt_set: str, prompt_id: str, index: int) -> int:
@@ -46,10 +52,24 @@ class Shard:
 
     @classmethod
     def from_env(cls) -> "Shard":
-        """From the variables ``accelerate launch`` / torchrun set (RANK, WORLD_SIZE)."""
-        rank = int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0")))
-        world = int(os.environ.get("WORLD_SIZE", "1"))
+        """From the variables ``accelerate launch`` / torchrun (RANK, WORLD_SIZE) or MPI set."""
+        def first(names: tuple[str, ...], default: str) -> str:
+            return next((os.environ[n] for n in names if os.environ.get(n, "").strip()), default)
+
+        rank_text = first(("RANK", "LOCAL_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK"), "0")
+        world_text = first(("WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE"), "1")
+        try:
+            rank, world = int(rank_text), int(world_text)
+        except ValueError:
+            raise UserError(f"rank/world size from the environment ({rank_text!r}/{world_text!r}): expected integers") from None
+        if not (world > 0 and 0 <= rank < world):
+            raise UserError(f"rank {rank} of world size {world} from the environment: expected 0 <= rank < world size")
         return cls(rank, world)
+
+    @staticmethod
+    def launched_by_accelerate() -> bool:
+        """Whether ``accelerate launch`` started this process (it always sets ACCELERATE_MIXED_PRECISION)."""
+        return "ACCELERATE_MIXED_PRECISION" in os.environ
 
     @classmethod
     def parse(cls, text: str) -> "Shard":
@@ -114,6 +134,11 @@ def plan(suite: Suite) -> Plan:
         ps.name: load_prompt_set(ps, where=f"prompt_sets[{i}] ({ps.name})")
         for i, ps in enumerate(suite.prompt_sets)
     }
+    total = sum(len(prompts[ps.name]) * suite.images_per_prompt_of(ps) * len([m for m in suite.methods if ps in suite.prompt_sets_of(m)])
+                for ps in suite.prompt_sets)
+    if total > MAX_IMAGES:
+        raise UserError(f"the suite asks for {total} images; at most {MAX_IMAGES} per suite "
+                        "(lower prompt_sets[].limit or images_per_prompt, or split the suite)")
     result = Plan(suite, [])
     for mi, mspec in enumerate(suite.methods):
         cls = METHODS.get(mspec.name, where=f"methods[{mi}].name")
@@ -144,21 +169,23 @@ class GenerateSummary:
     skipped: int = 0
     seconds: float = 0.0
     truncated_prompts: int = 0
+    #: torch CPU threads of this process while generating (0: nothing generated)
+    threads: int = 0
     #: wall seconds per method label (model loading excluded)
     method_seconds: dict[str, float] = field(default_factory=dict)
 
     def line(self, out: Path) -> str:
         rate = self.written / self.seconds if self.seconds > 0 else 0.0
         trunc = f", {self.truncated_prompts} prompts truncated to 77 tokens" if self.truncated_prompts else ""
+        threads = f", {self.threads} torch threads" if self.threads else ""
         return (
             f"t2ibench: generated {self.written} images ({self.skipped} already done) in "
-            f"{self.seconds:.1f} s ({rate:.2f} img/s){trunc} -> {out}"
+            f"{self.seconds:.1f} s ({rate:.2f} img/s{threads}){trunc} -> {out}"
         )
 
 
 def prepare_run_dir(run: RunDir, suite: Suite) -> None:
-    """Create the directory and store the resolved suite; keeps every suite ever used."""
-    run.ensure_writable()
+    """Store the resolved suite (keeps every suite ever used). Called only after every check passed."""
     atomic_write_text(run.path / "suites" / f"{suite.hash}.yaml", suite.to_yaml())
     atomic_write_text(run.path / "suite.yaml", suite.to_yaml())
     atomic_write_json(run.path / "run.json", {"suite": suite.name, "suite_hash": suite.hash, "t2ibench": __version__})
@@ -189,11 +216,28 @@ def generate(
     device: str | None = None,
     precision: str = "auto",
     progress: bool = True,
+    threads: int | None = None,
 ) -> GenerateSummary:
-    """Generate every image of ``suite`` that ``out`` does not have yet (this shard's part)."""
+    """Generate every image of ``suite`` that ``out`` does not have yet (this shard's part).
+
+    Order: every input is checked (suite, prompt sets, methods, metrics, model on disk, images
+    already in ``out``) before the model loads, and ``run.json`` / ``suite.yaml`` are written only
+    after the pipeline accepted the sampler settings. threads: torch CPU threads per process
+    (None: as set, e.g. by ``OMP_NUM_THREADS``); recorded in every sidecar, since CPU kernels
+    round differently with another thread count.
+    """
     from .models import check_resolution, load_pipeline, set_scheduler
 
-    shard = shard or Shard.from_env()
+    if shard is None:
+        shard = Shard.from_env()
+        if shard.world_size == 1 and Shard.launched_by_accelerate():
+            print("t2ibench: warning: started by `accelerate launch` with world size 1: one process does all the "
+                  "work, no sharding (on a CPU use `accelerate launch --multi_gpu --num_processes N ...`, "
+                  "see the README)", file=sys.stderr)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     run = RunDir(out)
     the_plan = plan(suite)
     if pipe is None:
@@ -201,20 +245,35 @@ def generate(
 
         if suite.model not in TINY_MODELS:
             resolve_model(suite.model)  # a missing model is reported before anything is written
+    created = not run.path.exists()
+    run.ensure_writable()
+    try:
+        run.clean_stale_temporaries()
+        batches = the_plan.for_shard(shard)
+        todo = [(b, _pending(run, b, the_plan.configs)) for b in batches]
+        summary = GenerateSummary(skipped=sum(len(b.jobs) - len(m) for b, m in todo))
+        todo = [(b, m) for b, m in todo if m]
+        n_todo = sum(len(m) for _, m in todo)
+        start = time.perf_counter()
+        if not todo:
+            if not run.exists():
+                prepare_run_dir(run, suite)
+            return summary
+        if pipe is None:
+            pipe = load_pipeline(suite.model, device=device, precision=precision)
+        set_scheduler(pipe, suite.sampler.scheduler)
+        check_resolution(pipe, suite.sampler.height, suite.sampler.width)
+    except BaseException:
+        if created:  # leave no half-made run directory behind
+            try:
+                run.path.rmdir()
+            except OSError:
+                pass
+        raise
     prepare_run_dir(run, suite)
-    run.clean_stale_temporaries()
-    batches = the_plan.for_shard(shard)
-    todo = [(b, _pending(run, b, the_plan.configs)) for b in batches]
-    summary = GenerateSummary(skipped=sum(len(b.jobs) - len(m) for b, m in todo))
-    todo = [(b, m) for b, m in todo if m]
-    n_todo = sum(len(m) for _, m in todo)
-    start = time.perf_counter()
-    if not todo:
-        return summary
-    if pipe is None:
-        pipe = load_pipeline(suite.model, device=device, precision=precision)
-    set_scheduler(pipe, suite.sampler.scheduler)
-    check_resolution(pipe, suite.sampler.height, suite.sampler.width)
+    import torch
+
+    summary.threads = torch.get_num_threads()
 
     from tqdm.auto import tqdm
 
@@ -252,6 +311,7 @@ def generate(
                             "suite_hash": suite.hash,
                             "height": sampler.height,
                             "width": sampler.width,
+                            "torch_threads": summary.threads,
                         }
                         summary.truncated_prompts += bool(out_img.meta.get("truncated_tokens"))
                         run.write_image(job.key, png_bytes(out_img.image), meta)

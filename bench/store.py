@@ -18,58 +18,31 @@ locks and no SQLite: ranks on several machines may share one directory.
 
 from __future__ import annotations
 
-import errno
-import hashlib
 import json
 import os
+import re
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from .errors import UserError
+from .fileio import (  # noqa: F401  (re-exported: the write helpers' historical home)
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    read_json_object,
+    sha256_bytes,
+    tmp_name as _tmp_name,
+)
+from .paths import safe_name
 
 IMAGES = "images"
-
-
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename).
-
-    A full disk or any other OS error removes the temporary file, leaves ``path`` as it was,
-    and becomes a ``UserError`` naming the file.
-    """
-    path = Path(path)
-    tmp = _tmp_name(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        reason = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-        raise UserError(f"cannot write {path}: {reason}; nothing already written was changed") from None
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n")
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+#: sidecar fields the scorers read, with their type
+SIDECAR_FIELDS = {"key": str, "image_sha256": str, "method": str, "prompt_set": str}
+SIDECAR_OPTIONAL = {"prompt": str, "prompt_id": str, "prompt_meta": dict, "index": int}
 
 
 def sha256_file(path: str | Path) -> str:
@@ -86,10 +59,14 @@ class ImageRecord:
 
     def load_image(self):
         """The image as an RGB ``PIL.Image``."""
-        from PIL import Image
+        from PIL import Image, UnidentifiedImageError
 
-        with Image.open(self.png_path) as im:
-            return im.convert("RGB")
+        try:
+            with Image.open(self.png_path) as im:
+                return im.convert("RGB")
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+            raise UserError(f"image {self.png_path}: cannot decode it ({exc}); rerun `t2ibench generate` "
+                            "with this run's suite to regenerate it") from None
 
 
 class RunDir:
@@ -111,11 +88,19 @@ class RunDir:
     def results_dir(self) -> Path:
         return self.path / "results"
 
+    def _key_path(self, key: str, suffix: str) -> Path:
+        parts = key.split("/")
+        if len(parts) != 3:
+            raise UserError(f"image key {key!r}: expected <method>/<prompt set>/<prompt id>-<index>")
+        for part in parts:
+            safe_name(part, f"image key {key!r} part")
+        return self.images_dir.joinpath(*parts[:-1], parts[-1] + suffix)
+
     def png_path(self, key: str) -> Path:
-        return self.images_dir / f"{key}.png"
+        return self._key_path(key, ".png")
 
     def meta_path(self, key: str) -> Path:
-        return self.images_dir / f"{key}.json"
+        return self._key_path(key, ".json")
 
     # -- checks -------------------------------------------------------------------------------
     def ensure_writable(self) -> None:
@@ -133,10 +118,10 @@ class RunDir:
 
     # -- suite --------------------------------------------------------------------------------
     def run_info(self) -> dict:
-        try:
-            return json.loads((self.path / "run.json").read_text())
-        except FileNotFoundError:
-            raise UserError(f"{self.path} is not a t2ibench run directory (no run.json); expected the --out of `t2ibench generate`") from None
+        if not (self.path / "run.json").exists():
+            raise UserError(f"{self.path} is not a t2ibench run directory (no run.json); expected the --out of `t2ibench generate`")
+        return read_json_object(self.path / "run.json", what="run file",
+                                expected="the run.json written by `t2ibench generate` (rerun it to rewrite the file)")
 
     def suite(self):
         """The resolved suite stored in the run directory."""
@@ -148,13 +133,11 @@ class RunDir:
     # -- images -------------------------------------------------------------------------------
     def read_meta(self, key: str) -> dict | None:
         """The sidecar of ``key`` if the image is complete (sidecar present, PNG hash matches)."""
-        meta_path = self.meta_path(key)
         try:
-            meta = json.loads(meta_path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
-        png = self.png_path(key)
-        if not png.is_file() or meta.get("image_sha256") != sha256_file(png):
+            meta = json.loads(self.meta_path(key).read_bytes())
+            if not isinstance(meta, dict) or meta.get("image_sha256") != sha256_file(self.png_path(key)):
+                return None
+        except (OSError, ValueError):  # missing or damaged: the image is regenerated
             return None
         return meta
 
@@ -163,20 +146,49 @@ class RunDir:
         atomic_write_bytes(self.png_path(key), png_bytes)
         atomic_write_json(self.meta_path(key), {**meta, "key": key, "image_sha256": sha256_bytes(png_bytes)})
 
-    def records(self) -> Iterator[ImageRecord]:
-        """Finished images in key order (sidecars that parse and whose PNG exists)."""
+    def records(self, *, warn: bool = True) -> Iterator[ImageRecord]:
+        """Finished images in key order, each checked: sidecar, then the PNG's bytes against its hash.
+
+        A damaged sidecar, a missing PNG, or a PNG whose SHA-256 differs from its sidecar's is a
+        ``UserError`` naming the file (``generate`` with the same suite regenerates it). A PNG
+        without a sidecar is an image a killed process did not finish: skipped, with one warning
+        line on stderr (``warn``).
+        """
         if not self.images_dir.is_dir():
             return
-        for meta_path in sorted(self.images_dir.rglob("*.json")):
-            if meta_path.name.startswith("."):
+        unfinished = 0
+        for path in sorted(self.images_dir.rglob("*")):
+            if path.name.startswith(".") or not path.is_file():
                 continue
-            try:
-                meta = json.loads(meta_path.read_text())
-            except json.JSONDecodeError:
-                continue
-            png = meta_path.with_suffix(".png")
-            if png.is_file() and "key" in meta:
-                yield ImageRecord(key=meta["key"], png_path=png, meta=meta)
+            if path.suffix == ".png":
+                unfinished += not path.with_suffix(".json").is_file()
+            elif path.suffix == ".json":
+                yield self._checked_record(path)
+        if unfinished and warn:
+            print(f"t2ibench: warning: {unfinished} PNG(s) in {self.images_dir} have no sidecar (unfinished); "
+                  "skipped: rerun `t2ibench generate` to finish them", file=sys.stderr)
+
+    def _checked_record(self, meta_path: Path) -> ImageRecord:
+        """The one checked read of an image: sidecar fields, key = its path, PNG bytes = its hash."""
+        fix = "rerun `t2ibench generate` with this run's suite to regenerate it"
+        meta = read_json_object(meta_path, what="image sidecar", expected=f"the JSON written by `t2ibench generate`; {fix}")
+        rel = meta_path.relative_to(self.images_dir).with_suffix("").as_posix()
+        for field_name, kind in {**SIDECAR_FIELDS, **SIDECAR_OPTIONAL}.items():
+            if (field_name in SIDECAR_FIELDS or field_name in meta) and (
+                not isinstance(meta.get(field_name), kind) or isinstance(meta.get(field_name), bool)
+            ):
+                raise UserError(f"image sidecar {meta_path}: field {field_name!r} = {meta.get(field_name)!r:.60}; "
+                                f"expected a {kind.__name__}; {fix}")
+        if meta["key"] != rel or not _SHA256.match(meta["image_sha256"]):
+            raise UserError(f"image sidecar {meta_path}: key/hash fields do not match its file; {fix}")
+        png = meta_path.with_suffix(".png")
+        try:
+            data = png.read_bytes()
+        except OSError as exc:
+            raise UserError(f"image {png}: cannot read it ({exc.strerror or exc}); {fix}") from None
+        if sha256_bytes(data) != meta["image_sha256"]:
+            raise UserError(f"image {png}: its SHA-256 differs from its sidecar's (corrupt or changed); {fix}")
+        return ImageRecord(key=rel, png_path=png, meta=meta)
 
     def clean_stale_temporaries(self) -> int:
         """Remove this host's temporary files left by processes that no longer exist."""

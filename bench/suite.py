@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Optional
@@ -18,50 +19,88 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import UserError
+from .fileio import read_user_file
+from .paths import NAME_PATTERN, check_name
 from .types import SamplerConfig
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$"
+#: upper bounds: a value beyond them is a typo or a request no machine can serve
+MAX_SIDE = 4096  # pixels, height and width
+MAX_BATCH = 256  # images per pipeline call
+MAX_IMAGES_PER_PROMPT = 10_000
+#: a registered name (``sd``, ``clip_score``) or ``package.module:Attribute.path``
+TARGET_PATTERN = (r"^(?:[A-Za-z0-9][A-Za-z0-9_.+-]{0,119}"
+                  r"|[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)$")
+TARGET_EXPECTED = "a registered name or module:Attribute"
 
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _check_target(name: str) -> str:
+    if not isinstance(name, str) or not re.fullmatch(TARGET_PATTERN, name):
+        raise ValueError(f"not {TARGET_EXPECTED}")
+    return name
+
+
+def _checked_label(label: str, name: str) -> str:
+    """The label (default: the name with ":" as "."), checked as one file name."""
+    label = label or name.replace(":", ".")
+    try:
+        return check_name(label)
+    except ValueError as exc:
+        source = f"label {label!r}" + ("" if label == name else f" (from name {name!r})")
+        raise ValueError(f"{source} {exc}") from None
+
+
 class SamplerSpec(_Spec):
     scheduler: str = "default"
     steps: int = Field(50, gt=0, le=10_000)
-    guidance: float = Field(7.5, ge=0)
-    height: int = Field(512, gt=0)
-    width: int = Field(512, gt=0)
+    guidance: float = Field(7.5, ge=0, le=1000, allow_inf_nan=False)
+    height: int = Field(512, gt=0, le=MAX_SIDE, multiple_of=8)
+    width: int = Field(512, gt=0, le=MAX_SIDE, multiple_of=8)
+
+    @field_validator("scheduler")
+    @classmethod
+    def _known_scheduler(cls, name: str) -> str:
+        from .models import SCHEDULERS
+
+        if name not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler; expected one of {sorted(SCHEDULERS)}")
+        return name
 
     def config(self) -> SamplerConfig:
         return SamplerConfig(**self.model_dump())
 
 
 class PromptSetSpec(_Spec):
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str
     dataset: str
     params: dict[str, Any] = Field(default_factory=dict)
     limit: Optional[int] = Field(None, gt=0)
     sample_seed: int = 0
     #: images per prompt of this set (overrides the suite's ``images_per_prompt``): e.g. many
     #: alignment prompts with one image each beside few fairness prompts with many images each
-    images_per_prompt: Optional[int] = Field(None, gt=0)
+    images_per_prompt: Optional[int] = Field(None, gt=0, le=MAX_IMAGES_PER_PROMPT)
+
+    _name = field_validator("name")(classmethod(lambda cls, v: check_name(v)))
+    _dataset = field_validator("dataset")(classmethod(lambda cls, v: _check_target(v)))
 
 
 class MethodSpec(_Spec):
     name: str
-    label: str = Field("", pattern=r"^$|" + NAME_PATTERN)
+    label: str = ""
     params: dict[str, Any] = Field(default_factory=dict)
     prompt_sets: Optional[list[str]] = None
     #: classifier-free guidance scale for this entry's images (default: the suite sampler's);
     #: several entries of one method with different values make a guidance sweep
-    guidance: Optional[float] = Field(None, ge=0)
+    guidance: Optional[float] = Field(None, ge=0, le=1000, allow_inf_nan=False)
+
+    _name = field_validator("name")(classmethod(lambda cls, v: _check_target(v)))
 
     @model_validator(mode="after")
     def _default_label(self) -> "MethodSpec":
-        if not self.label:
-            object.__setattr__(self, "label", self.name.replace(":", "."))
+        object.__setattr__(self, "label", _checked_label(self.label, self.name))
         return self
 
 
@@ -71,24 +110,27 @@ class MetricSpec(_Spec):
     params: dict[str, Any] = Field(default_factory=dict)
     prompt_sets: Optional[list[str]] = None
 
+    _name = field_validator("name")(classmethod(lambda cls, v: _check_target(v)))
+
     @model_validator(mode="after")
     def _default_label(self) -> "MetricSpec":
-        if not self.label:
-            object.__setattr__(self, "label", self.name)
+        object.__setattr__(self, "label", _checked_label(self.label, self.name))
         return self
 
 
 class Suite(_Spec):
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str
     description: str = ""
     model: str
     seed: int = 0
-    images_per_prompt: int = Field(1, gt=0)
-    batch_size: int = Field(8, gt=0)
+    images_per_prompt: int = Field(1, gt=0, le=MAX_IMAGES_PER_PROMPT)
+    batch_size: int = Field(8, gt=0, le=MAX_BATCH)
     sampler: SamplerSpec = SamplerSpec()
     prompt_sets: list[PromptSetSpec] = Field(min_length=1)
     methods: list[MethodSpec] = Field(min_length=1)
     metrics: list[MetricSpec] = Field(default_factory=list)
+
+    _name = field_validator("name")(classmethod(lambda cls, v: check_name(v)))
 
     @field_validator("prompt_sets", "methods", "metrics")
     @classmethod
@@ -185,16 +227,8 @@ def parse_suite(data: Any, source: str) -> Suite:
 def load_suite(path: str | Path) -> Suite:
     """Read and validate a suite YAML file."""
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"suite file {path} does not exist; expected a YAML file or a shipped suite name (`t2ibench suites`)") from None
-    except OSError as exc:
-        raise UserError(f"cannot read suite file {path}: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not UTF-8 text (byte {exc.start}); expected a UTF-8 YAML file") from None
+    text = read_user_file(path, what="suite file", text=True,
+                          expected="a UTF-8 YAML file or a shipped suite name (`t2ibench suites`)")
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -23,7 +23,8 @@ def cmd_score(args) -> int:
 
             raise UserError(f"--shard {args.shard!r}: expected i/n with 0 <= i < n") from None
         shard = (rank, world)
-    out = score_run(Path(args.run), args.metrics, quiet=args.quiet, shard=shard)
+    out = score_run(Path(args.run), args.metrics, quiet=args.quiet, shard=shard,
+                    trust_remote_code=getattr(args, "trust_remote_code", False))
     from ..store import RunDir
     from .scoring import metric_specs
 

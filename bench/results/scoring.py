@@ -24,7 +24,10 @@ from typing import Any
 
 from .. import __version__
 from ..errors import UserError
-from ..store import RunDir, atomic_write_json
+from ..fileio import atomic_write_json, read_json_object
+from ..paths import safe_name
+from ..registry import builtins_only
+from ..store import RunDir
 from .cache import ScoreCache, chunks, item_key
 
 AGGREGATES = "aggregates.json"
@@ -72,11 +75,16 @@ def build_scorer(spec, where: str = ""):
     """The Scorer of a metric spec (``name`` from the registry, ``params`` as keyword arguments)."""
     from ..registry import METRICS
 
+    common = _metrics_module()
     cls = METRICS.get(spec.name, where=where)
     try:
-        return cls(**dict(spec.params))
-    except TypeError as exc:
+        scorer = cls(**dict(spec.params))
+    except (TypeError, ValueError) as exc:
         raise UserError(f"{where or spec.label}: bad params for metric {spec.name!r}: {exc}") from None
+    if not isinstance(scorer, common.Scorer):
+        raise UserError(f"{where or spec.label}: metric {spec.name!r} built a {type(scorer).__name__}; "
+                        f"expected a t2ibench.metrics.common.Scorer")
+    return scorer
 
 
 def _log(msg: str, quiet: bool) -> None:
@@ -93,6 +101,7 @@ def score_metric(
     skip aggregation (the per-image cache is shared; a later unsharded call aggregates).
     """
     common = _metrics_module()
+    safe_name(spec.label, "metric label")  # RUN/scores/<label>/: never a path out of the run
     info: dict[str, Any] = {"name": spec.name, "params": dict(spec.params), "prompt_sets": spec.prompt_sets}
     wanted = [r for r in records if spec.prompt_sets is None or r.meta.get("prompt_set") in spec.prompt_sets]
     wanted = [r for r in wanted if scorer.applies(r.meta)]  # e.g. fairness: fairness prompt sets only
@@ -182,8 +191,15 @@ def score_run(
     quiet: bool = True,
     scorers: dict[str, Any] | None = None,
     shard: tuple[int, int] | None = None,
+    trust_remote_code: bool = False,
 ) -> dict[str, Any]:
     """Score a run directory incrementally; write and return ``RUN/results/aggregates.json``'s content.
+
+    Every image is read through ``RunDir.records()`` (sidecar checked, PNG bytes against their
+    hash): a damaged file is a one-line ``UserError``, never a silently kept or dropped score.
+    trust_remote_code: import ``module:attribute`` names the run's suite gives (its metrics,
+    judges, feature networks); by default only built-in and installed names resolve, since a
+    run directory may come from someone else.
 
     shard=(rank, world_size): this process scores its share of the missing per-image values
     only and writes no aggregates (ranks of ``accelerate launch``); run once more unsharded
@@ -193,9 +209,14 @@ def score_run(
     not in the suite (default params). scorers: optional prebuilt ``{label: Scorer}`` (tests,
     callers that already hold models).
     """
+    with builtins_only(not trust_remote_code):
+        return _score_run(run_dir, metrics, quiet=quiet, scorers=scorers, shard=shard)
+
+
+def _score_run(run_dir, metrics, *, quiet, scorers, shard) -> dict[str, Any]:
     run = RunDir(run_dir)
-    suite = run.suite()
     info = run.run_info()
+    suite = run.suite()
     records = list(run.records())
     specs = metric_specs(suite, metrics)
     out: dict[str, Any] = {
@@ -229,14 +250,9 @@ def score_run(
 
 
 def load_aggregates(run_dir: Path | str, *, missing_ok: bool = False) -> dict[str, Any] | None:
-    import json
-
     path = Path(run_dir) / "results" / AGGREGATES
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
+    if not path.exists():
         if missing_ok:
             return None
-        raise UserError(f"{path} not found; run `t2ibench score {run_dir}` first") from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc.msg}); re-run `t2ibench score {run_dir}`") from None
+        raise UserError(f"{path} not found; run `t2ibench score {run_dir}` first")
+    return read_json_object(path, what="aggregates file", expected=f"its JSON object; re-run `t2ibench score {run_dir}`")

@@ -1,0 +1,100 @@
+"""File reads and writes with one failure mode each: a ``UserError`` naming the file.
+
+- ``read_user_file(path, what=..., expected=...)``: the bytes (or text) of a file the user or a run
+  directory supplies; a missing, unreadable or non-UTF-8 file is one line saying what, where
+  and what was expected.
+- ``atomic_write_bytes`` / ``_text`` / ``_json``: written to a hidden temporary name unique to
+  (host, pid) in the same folder, flushed, fsync'ed and renamed over the final name (atomic on
+  local filesystems and NFS); a full disk or any OS error removes the temporary file and leaves
+  the final name as it was.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any, overload, Literal
+
+from .errors import UserError
+
+
+def tmp_name(path: Path) -> Path:
+    """The hidden temporary name of ``path`` for this (host, pid): ``.<name>.<host>.<pid>.tmp``."""
+    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
+
+
+@overload
+def read_user_file(path: str | Path, *, what: str, expected: str, text: Literal[False] = ...) -> bytes: ...
+@overload
+def read_user_file(path: str | Path, *, what: str, expected: str, text: Literal[True]) -> str: ...
+
+
+def read_user_file(path: str | Path, *, what: str, expected: str, text: bool = False) -> bytes | str:
+    """The content of ``path`` (bytes, or UTF-8 text with ``text=True``).
+
+    what: the file's role in the message ("suite file", "sidecar"); expected: what it should
+    be ("a YAML file", "the JSON written by `t2ibench generate`").
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{what} {path} does not exist; expected {expected}") from None
+    except IsADirectoryError:
+        raise UserError(f"{what} {path} is a directory; expected {expected}") from None
+    except OSError as exc:
+        raise UserError(f"cannot read {what} {path}: {exc.strerror or exc}; expected {expected}") from None
+    if not text:
+        return raw
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{what} {path}: not UTF-8 text (byte {exc.start}); expected {expected}") from None
+
+
+def read_json_object(path: str | Path, *, what: str, expected: str) -> dict:
+    """A JSON file whose top level must be an object; anything else is one ``UserError`` line."""
+    text = read_user_file(path, what=what, expected=expected, text=True)
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{what} {path}: damaged JSON ({exc.msg} at line {exc.lineno}); expected {expected}") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"{what} {path}: top level is {type(obj).__name__}, not an object; expected {expected}")
+    return obj
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    tmp = tmp_name(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        reason = "disk full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+        raise UserError(f"cannot write {path}: {reason}; nothing already written was changed") from None
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n")
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
