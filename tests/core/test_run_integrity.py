@@ -1,0 +1,269 @@
+"""Run directories that cannot be escaped, corrupted or silently mis-scored (issue 13).
+
+One reproduction per finding: each failed on the code before the fix (see the commit message).
+A small tiny-sd run, generated and scored once per module, is copied for each test; scoring
+uses the CLIP score on the shipped tinyworld CLIP (cheap, no download).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .conftest import files_of, run_cli
+
+SUITE = """\
+name: integ
+model: tiny-sd
+seed: 1
+images_per_prompt: 2
+batch_size: 4
+sampler: {scheduler: pndm, steps: 2, guidance: 5.0, height: 32, width: 32}
+prompt_sets:
+  - name: mixed
+    dataset: prompts
+    params: {prompts: [a red circle, two green triangles, a blue square, a yellow star]}
+methods:
+  - name: sd
+metrics:
+  - {name: clip_score, params: {backend: tinyworld}}
+"""
+PNG = Path("images/sd/mixed/p00001-0000.png")
+
+
+@pytest.fixture(scope="module")
+def scored_run(tmp_path_factory) -> Path:
+    """A generated and scored run (8 images), never modified: tests work on copies."""
+    root = tmp_path_factory.mktemp("base")
+    (root / "suite.yaml").write_text(SUITE)
+    assert run_cli("generate", root / "suite.yaml", "--out", root / "run", "--quiet") == 0
+    assert run_cli("score", root / "run", "--quiet") == 0
+    return root / "run"
+
+
+@pytest.fixture
+def run(scored_run, tmp_path) -> Path:
+    """A copy of the scored run inside ``tmp_path/sandbox`` (a parent to scan for escapes)."""
+    dst = tmp_path / "sandbox" / "a" / "b" / "run"
+    shutil.copytree(scored_run, dst)
+    return dst
+
+
+def _error(capsys, code: int, *argv) -> str:
+    """Run the CLI, expect exit 2 (or ``code``) and exactly one error line and no traceback."""
+    assert run_cli(*argv) == code
+    err = capsys.readouterr().err
+    lines = [x for x in err.splitlines() if x.startswith("t2ibench: error:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def _rows(run: Path) -> dict[str, dict]:
+    agg = json.loads((run / "results" / "aggregates.json").read_text())
+    return {r["column"]: r for r in agg["rows"]}
+
+
+def _set_suite(run: Path, **changes) -> None:
+    """Rewrite the run's stored suite (someone else's run directory, or a tampered one)."""
+    data = yaml.safe_load((run / "suite.yaml").read_text())
+    data.update(changes)
+    (run / "suite.yaml").write_text(yaml.safe_dump(data))
+
+
+# 1. a metric label that becomes a path --------------------------------------------------------
+def test_metric_label_cannot_escape_the_run_directory(tmp_path, capsys):
+    suite = tmp_path / "s.yaml"
+    suite.write_text(SUITE.replace("{name: clip_score,", '{name: clip_score, label: "../../../ESCAPED",'))
+    line = _error(capsys, 2, "generate", suite, "--out", tmp_path / "r" / "s" / "t" / "run", "--quiet")
+    assert "ESCAPED" in line and "file name" in line
+    assert not list(tmp_path.rglob("ESCAPED")) and not (tmp_path / "r").exists()
+
+
+def test_tampered_metric_label_in_a_run_directory(run, capsys):
+    suite = yaml.safe_load((run / "suite.yaml").read_text())
+    suite["metrics"][0]["label"] = "../../../ESCAPED"
+    (run / "suite.yaml").write_text(yaml.safe_dump(suite))
+    line = _error(capsys, 2, "score", run)
+    assert "suite.yaml" in line and "ESCAPED" in line
+    sandbox = run.parents[2]
+    assert not list(sandbox.parent.rglob("ESCAPED"))
+
+
+# 2. a corrupt image keeps its score ------------------------------------------------------------
+def test_truncated_png_after_scoring_is_refused(run, capsys):
+    before = _rows(run)["clip_score"]
+    assert before["n"] == 8
+    png = run / PNG
+    with open(png, "r+b") as fh:
+        fh.truncate(png.stat().st_size // 2)
+    line = _error(capsys, 2, "score", run)
+    assert str(png) in line and "SHA-256" in line and "generate" in line
+    assert _rows(run)["clip_score"] == before  # aggregates untouched, not re-labelled
+    # generate regenerates it byte-identically; score then works again
+    assert run_cli("generate", run / "suite.yaml", "--out", run, "--quiet") == 0
+    assert "generated 1 images (7 already done)" in capsys.readouterr().out
+    assert run_cli("score", run, "--quiet") == 0
+
+
+# 3. a rejected rerun still relabels the run ----------------------------------------------------
+def test_rejected_rerun_leaves_run_json_and_suite_untouched(run, tmp_path, capsys):
+    before = {p: (run / p).read_bytes() for p in ("run.json", "suite.yaml")}
+    suites_before = sorted(p.name for p in (run / "suites").iterdir())
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(SUITE.replace("seed: 1", "seed: 2"))
+    line = _error(capsys, 2, "generate", changed, "--out", run, "--quiet")
+    assert "another configuration" in line
+    assert {p: (run / p).read_bytes() for p in before} == before
+    assert sorted(p.name for p in (run / "suites").iterdir()) == suites_before
+
+
+# 4. a damaged sidecar drops an image without a word -------------------------------------------
+def test_truncated_sidecar_is_refused_by_score_and_regenerated_by_generate(run, capsys):
+    images = files_of(run)
+    sidecar = run / PNG.with_suffix(".json")
+    sidecar.write_bytes(sidecar.read_bytes()[:40])
+    line = _error(capsys, 2, "score", run)
+    assert str(sidecar) in line and "sidecar" in line
+    assert _rows(run)["clip_score"]["n"] == 8
+    assert run_cli("generate", run / "suite.yaml", "--out", run, "--quiet") == 0
+    assert files_of(run) == images  # regenerated byte-identically
+    assert run_cli("score", run, "--quiet") == 0 and _rows(run)["clip_score"]["n"] == 8
+
+
+def test_unfinished_png_without_sidecar_is_named_not_silent(run, capsys):
+    (run / PNG.with_suffix(".json")).unlink()
+    assert run_cli("score", run, "--quiet") == 0
+    err = capsys.readouterr().err
+    assert "1 PNG(s)" in err and "no sidecar" in err
+
+
+# 5. tracebacks where one line and exit 2 are promised -----------------------------------------
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        (("height: 32, width: 32", "height: 1000000, width: 1000000"), ["sampler.height", "4096"]),
+        (("height: 32", "height: 36"), ["sampler.height", "multiple of 8"]),
+        (("scheduler: pndm", "scheduler: nope"), ["sampler.scheduler", "unknown scheduler"]),
+        (("batch_size: 4", "batch_size: 100000"), ["batch_size", "256"]),
+        (("  - name: sd", "  - name: ../../etc:X"), ["methods.0.name", "module:Attribute"]),
+        (("  - name: sd", "  - name: os:system"), ["os:system", "subclass of t2ibench.method.Method"]),
+        (("  - name: sd", "  - name: json:loads"), ["json:loads", "subclass of t2ibench.method.Method"]),
+        (("  - name: sd", "  - name: sdd"), ["unknown method 'sdd'", "did you mean 'sd'"]),
+        (("{name: clip_score,", "{name: clip_scor,"), ["unknown metric", "did you mean 'clip_score'"]),
+        (("{name: clip_score,", "{name: 'json:loads',"), ["json:loads", "Scorer"]),
+        (("dataset: prompts", "dataset: 'os:system'"), ["os:system", "prompt-set loader"]),
+        (("dataset: prompts", "dataset: promts"), ["unknown dataset", "did you mean 'prompts'"]),
+    ],
+)
+def test_bad_suite_is_one_line_and_no_directory(tmp_path, capsys, change, words):
+    """Every suite error is found before the model loads: one line, exit 2, no run directory (8.)."""
+    suite = tmp_path / "s.yaml"
+    suite.write_text(SUITE.replace(*change))
+    out = tmp_path / "new-run"
+    line = _error(capsys, 2, "generate", suite, "--out", out, "--quiet")
+    assert all(w in line for w in words), line
+    assert not out.exists()
+
+
+def test_truncated_run_json_is_one_line(run, capsys):
+    with open(run / "run.json", "r+b") as fh:
+        fh.truncate(40)
+    line = _error(capsys, 2, "score", run)
+    assert str(run / "run.json") in line and "damaged JSON" in line
+
+
+def test_corrupt_png_in_a_run_never_scored(run, capsys):
+    shutil.rmtree(run / "scores")
+    shutil.rmtree(run / "results")
+    (run / PNG).write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 100)
+    line = _error(capsys, 2, "score", run)
+    assert str(run / PNG) in line
+
+
+def test_png_that_matches_a_forged_hash_but_does_not_decode(run, capsys):
+    """The decode step of the checked read: bytes that hash right but are no image."""
+    import hashlib
+
+    shutil.rmtree(run / "scores")
+    junk = b"not a png at all"
+    (run / PNG).write_bytes(junk)
+    sidecar = run / PNG.with_suffix(".json")
+    meta = json.loads(sidecar.read_text())
+    meta["image_sha256"] = hashlib.sha256(junk).hexdigest()
+    sidecar.write_text(json.dumps(meta))
+    line = _error(capsys, 2, "score", run)
+    assert str(run / PNG) in line and "cannot decode" in line
+
+
+# 6. code named by a run directory runs -------------------------------------------------------
+@pytest.mark.parametrize("metric", [{"name": "this:s"},
+                                    {"name": "alignment", "params": {"judge": "this:s"}}])
+def test_score_imports_only_builtin_names_unless_trusted(run, capsys, monkeypatch, metric):
+    monkeypatch.delitem(sys.modules, "this", raising=False)
+    _set_suite(run, metrics=[metric])
+    line = _error(capsys, 2, "score", run)
+    assert "this:s" in line and "--trust-remote-code" in line
+    assert "this" not in sys.modules  # nothing was imported, nothing ran
+    if metric["name"] != "this:s":
+        return
+    # the explicit flag imports it (the Zen of Python prints), then the type check refuses it
+    assert run_cli("score", run, "--trust-remote-code") == 2
+    captured = capsys.readouterr()
+    assert "this" in sys.modules and "Beautiful is better than ugly" in captured.out
+    assert "Traceback" not in captured.err
+
+
+def test_readme_states_the_trust_model():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert "--trust-remote-code" in readme and re.search(r"suite file is code", readme)
+
+
+# 7. accelerate ---------------------------------------------------------------------------------
+def test_accelerate_with_world_size_one_says_so(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")  # what `accelerate launch` always sets
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE"):
+        monkeypatch.delenv(var, raising=False)
+    suite = tmp_path / "s.yaml"
+    suite.write_text(SUITE.replace("images_per_prompt: 2", "images_per_prompt: 1"))
+    assert run_cli("generate", suite, "--out", tmp_path / "r", "--quiet") == 0
+    err = capsys.readouterr().err
+    assert "accelerate launch" in err and "world size 1" in err
+
+
+def _readme_accelerate_command() -> str:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    lines = readme.splitlines()
+    marker = next(i for i, x in enumerate(lines) if "tested on a CPU" in x)
+    return lines[marker + 1].strip()
+
+
+@pytest.mark.slow
+def test_readme_accelerate_command_shards_on_a_cpu(tmp_path):
+    """The README's exact command: two ranks, and their union equals a plain run with its threads."""
+    if shutil.which("accelerate") is None:
+        pytest.skip("accelerate's launcher is not on PATH")
+    command = _readme_accelerate_command()
+    assert command.startswith("accelerate launch ") and " -m t2ibench generate " in command
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "RANK", "WORLD_SIZE")}
+    res = subprocess.run(command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.count("t2ibench: generated") == 2, res.stdout  # one summary line per rank
+    assert "world size 1" not in res.stderr
+    out = Path(tmp_path / command.split("--out ")[1].split()[0])
+    metas = [json.loads(p.read_text()) for p in (out / "images").rglob("*.json")]
+    threads = {m["torch_threads"] for m in metas}
+    assert len(threads) == 1, threads
+    suite = command.split(" generate ")[1].split()[0]
+    plain = tmp_path / "plain"
+    res = subprocess.run([sys.executable, "-m", "t2ibench", "generate", suite, "--out", str(plain), "--quiet",
+                          "--threads", str(threads.pop())], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert files_of(out) == files_of(plain)
