@@ -191,6 +191,15 @@ def prepare_run_dir(run: RunDir, suite: Suite) -> None:
     atomic_write_json(run.path / "run.json", {"suite": suite.name, "suite_hash": suite.hash, "t2ibench": __version__})
 
 
+def _run_files_intact(run: RunDir) -> bool:
+    """Whether ``run.json`` and ``suite.yaml`` exist and parse."""
+    try:
+        run.suite()
+    except UserError:
+        return False
+    return True
+
+
 def _pending(run: RunDir, batch: Batch, configs: dict[str, dict]) -> list[ImageJob]:
     """Jobs of ``batch`` without a finished image; a finished image of another config is an error."""
     missing = []
@@ -256,7 +265,7 @@ def generate(
         n_todo = sum(len(m) for _, m in todo)
         start = time.perf_counter()
         if not todo:
-            if not run.exists():
+            if not _run_files_intact(run):  # every image is there: rewrite a missing or damaged run.json
                 prepare_run_dir(run, suite)
             return summary
         if pipe is None:

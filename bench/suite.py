@@ -230,7 +230,7 @@ def load_suite(path: str | Path) -> Suite:
     text = read_user_file(path, what="suite file", text=True,
                           expected="a UTF-8 YAML file or a shipped suite name (`t2ibench suites`)")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml when built
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)

@@ -49,12 +49,15 @@ class ScoreCache:
         for part in sorted(self.dir.glob("part-*")):
             try:
                 if part.suffix == ".json":
-                    out.update(json.loads(part.read_text()))
+                    values = json.loads(part.read_text())
+                    if not isinstance(values, dict):
+                        continue  # damaged: its images are scored again
+                    out.update(values)
                 elif part.suffix == ".npz":
                     with np.load(part, allow_pickle=False) as z:
                         for k, v in zip(z["keys"].tolist(), z["values"]):
                             out[str(k)] = v
-            except (OSError, ValueError, KeyError):
+            except (OSError, ValueError, KeyError, TypeError):
                 continue  # a part being written by another process appears only after its rename
         return out
 

@@ -1,0 +1,309 @@
+"""Fuzz: generated suite files and damaged run directories never crash and never escape.
+
+Properties, for every example (hypothesis, derandomized):
+
+- ``generate`` and ``score`` end with exit 0 or 2 (one ``t2ibench: error:`` line), never an
+  uncaught exception;
+- no file appears outside the run directory (the whole sandbox around it is scanned, and the
+  working directory is inside the sandbox);
+- a suite that passes every check reaches the model load with nothing written yet (no
+  ``run.json``): the model load is replaced by a sentinel so that no example loads a model.
+
+The run-directory damages start from one small tiny-sd run generated and scored once per
+module (CLIP score on the shipped tinyworld CLIP, loaded once), copied for each example.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import io
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from t2ibench.cli import main  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+SUITE: dict[str, Any] = {
+    "name": "fuzz",
+    "model": "tiny-sd",
+    "seed": 3,
+    "images_per_prompt": 2,
+    "batch_size": 2,
+    "sampler": {"scheduler": "pndm", "steps": 2, "guidance": 5.0, "height": 32, "width": 32},
+    "prompt_sets": [{"name": "mixed", "dataset": "prompts", "params": {"prompts": ["a red circle", "a blue square"]}}],
+    "methods": [{"name": "sd"}],
+    "metrics": [{"name": "clip_score", "params": {"backend": "tinyworld"}}],
+}
+
+KEY_PATHS = [
+    ("name",), ("model",), ("seed",), ("images_per_prompt",), ("batch_size",), ("description",),
+    ("sampler",), ("sampler", "scheduler"), ("sampler", "steps"), ("sampler", "guidance"),
+    ("sampler", "height"), ("sampler", "width"),
+    ("prompt_sets",), ("prompt_sets", 0), ("prompt_sets", 0, "name"), ("prompt_sets", 0, "dataset"),
+    ("prompt_sets", 0, "params"), ("prompt_sets", 0, "params", "prompts"), ("prompt_sets", 0, "params", "prompts", 0),
+    ("prompt_sets", 0, "limit"), ("prompt_sets", 0, "sample_seed"), ("prompt_sets", 0, "images_per_prompt"),
+    ("methods",), ("methods", 0), ("methods", 0, "name"), ("methods", 0, "label"), ("methods", 0, "params"),
+    ("methods", 0, "prompt_sets"), ("methods", 0, "guidance"),
+    ("metrics",), ("metrics", 0), ("metrics", 0, "name"), ("metrics", 0, "label"), ("metrics", 0, "params"),
+    ("metrics", 0, "params", "backend"), ("metrics", 0, "params", "judge"), ("metrics", 0, "prompt_sets"),
+]
+WORDS = ["", " ", ".", "..", "../../ESCAPED", "/tmp/ESCAPED", "a/b", "..\\x", "sd", "clip_score", "prompts",
+         "mixed", "tiny-sd", "tiny-sdxl", "tinyworld", "pndm", "ddim", "nope", "os:system", "json:loads",
+         "this:s", "../../etc:X", "t2ibench.baselines.sd:PlainPipeline", "x" * 300, "file", "coco2014",
+         "attributes", "alignment", "fid", "fairness", "sd:", ":x", "é", "\x00", "${HOME}", "-1", "1e9"]
+
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.sampled_from([0, 1, -1, 7, 8, 33, 4096, 4104, 10**6]),
+    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(WORDS),
+    st.text(alphabet="ab./:_-\\ \n", max_size=12),
+)
+values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                      st.dictionaries(st.sampled_from(WORDS[:12] + ["k"]), inner, max_size=3)),
+                      max_leaves=6)
+
+
+def _set(doc: Any, path: tuple, value: Any, delete: bool) -> Any:
+    """``doc`` with ``path`` set to ``value`` (or deleted); a path through a non-container replaces it."""
+    if not path:
+        return value
+    head, rest = path[0], path[1:]
+    if isinstance(head, int):
+        if not isinstance(doc, list):
+            doc = [doc]
+        while len(doc) <= head:
+            doc.append({})
+        if delete and not rest:
+            doc.pop(head)
+            return doc
+    else:
+        if not isinstance(doc, dict):
+            doc = {}
+        if delete and not rest:
+            doc.pop(head, None)
+            return doc
+        doc.setdefault(head, {})
+    doc[head] = _set(doc[head], rest, value, delete)
+    return doc
+
+
+mutation = st.tuples(st.sampled_from(KEY_PATHS + [("bogus",), ("sampler", "bogus"), ("methods", 0, "bogus")]),
+                     values, st.booleans())
+
+
+@st.composite
+def suite_texts(draw) -> bytes:
+    """A suite file: the base suite with 1-4 random edits, as YAML, sometimes truncated or replaced."""
+    doc = copy.deepcopy(SUITE)
+    for path, value, delete in draw(st.lists(mutation, min_size=1, max_size=4)):
+        doc = _set(doc, path, value, delete)
+    try:
+        text = yaml.safe_dump(doc, allow_unicode=True).encode()
+    except Exception:  # pragma: no cover - every generated value is YAML-able
+        text = b"name: x\n"
+    shape = draw(st.sampled_from(["whole"] * 6 + ["truncated", "bytes"]))
+    if shape == "truncated":
+        text = text[: draw(st.integers(0, len(text)))]
+    elif shape == "bytes":
+        text = draw(st.binary(max_size=64))
+    return text
+
+
+class ModelLoad(BaseException):
+    """Raised instead of loading a model: the suite passed every check before the model load."""
+
+
+def _no_model(*args, **kwargs):
+    raise ModelLoad()
+
+
+def _tree(root: Path, skip: Path | None = None) -> set[str]:
+    out = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        if skip is not None and Path(dirpath).resolve() == skip.resolve():
+            dirnames[:] = []
+            continue
+        out.update(str(Path(dirpath) / f) for f in filenames)
+    return out
+
+
+def _call(argv: list[str]) -> tuple[int | str, str]:
+    """main(argv) with stdout/stderr captured: (exit code or 'model-load', stderr)."""
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        try:
+            code: int | str = main(argv)
+        except ModelLoad:
+            code = "model-load"
+        except SystemExit as exc:  # argparse
+            code = int(exc.code or 0)
+    return code, err.getvalue()
+
+
+def _check_exit(code: int | str, err: str, allowed: set) -> None:
+    assert code in allowed, (code, err[-2000:])
+    assert "Traceback" not in err, err[-2000:]
+    if code == 2:
+        assert len([x for x in err.splitlines() if x.startswith("t2ibench: error:")]) == 1, err[-2000:]
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory):
+    """A sandbox folder (also the working directory) and the patches every example needs."""
+    from t2ibench import cli
+    from t2ibench.metrics import tinyworld
+
+    root = tmp_path_factory.mktemp("fuzz")
+    mp = pytest.MonkeyPatch()
+    mp.chdir(root)
+    mp.setattr(cli, "build_parser", functools.lru_cache(maxsize=None)(cli.build_parser))  # same parser each call
+    mp.setattr(tinyworld, "tiny_clip_backend", functools.lru_cache(maxsize=None)(tinyworld.tiny_clip_backend))
+    yield root
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def base_run(sandbox) -> Path:
+    """A generated and scored run (4 images), never modified."""
+    (sandbox / "base").mkdir()
+    (sandbox / "base" / "suite.yaml").write_text(yaml.safe_dump(SUITE))
+    assert main(["generate", str(sandbox / "base" / "suite.yaml"), "--out", str(sandbox / "base" / "run"), "--quiet"]) == 0
+    assert main(["score", str(sandbox / "base" / "run"), "--quiet"]) == 0
+    return sandbox / "base" / "run"
+
+
+#: examples per test (two tests: 500 in all); T2IBENCH_FUZZ_EXAMPLES overrides it (e.g. a longer soak)
+N = int(os.environ.get("T2IBENCH_FUZZ_EXAMPLES", "250"))
+FUZZ = settings(max_examples=N, deadline=None, derandomize=True, database=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+def test_fuzz_suite_files(sandbox, monkeypatch):
+    from t2ibench import models
+
+    monkeypatch.setattr(models, "load_pipeline", _no_model)
+    seen: dict[Any, int] = {}
+    before = _tree(sandbox)
+
+    @FUZZ
+    @given(text=suite_texts())
+    def check(text: bytes) -> None:
+        work = Path(tempfile.mkdtemp(dir=sandbox))
+        try:
+            (work / "suite.yaml").write_bytes(text)
+            run = work / "a" / "b" / "run"
+            code, err = _call(["generate", str(work / "suite.yaml"), "--out", str(run), "--quiet"])
+            seen[code] = seen.get(code, 0) + 1
+            _check_exit(code, err, {2, "model-load"})
+            assert not (run / "run.json").exists(), "run.json written before every check passed"
+            assert not run.exists() or not any(run.iterdir()), sorted(run.rglob("*"))
+            assert _tree(work) == {str(work / "suite.yaml")}
+        finally:
+            shutil.rmtree(work)
+
+    check()
+    assert _tree(sandbox) == before
+    assert sum(seen.values()) >= N and seen.get(2, 0) > N // 6 and seen.get("model-load", 0) >= N // 40, seen
+
+
+# -- run-directory damage ---------------------------------------------------------------------
+def _files(run: Path) -> list[str]:
+    return sorted(str(p.relative_to(run)) for p in run.rglob("*") if p.is_file())
+
+
+damage = st.tuples(
+    st.integers(0, 10**6),  # which file (index modulo the file count)
+    st.sampled_from(["truncate", "flip", "delete", "json-value", "json-field", "dir", "junk", "suite"]),
+    st.integers(0, 10**6),  # offset / length seed
+    values,
+    st.lists(mutation, min_size=1, max_size=2),
+)
+
+
+def _damage(run: Path, files: list[str], spec: tuple) -> None:
+    index, kind, num, value, suite_edits = spec
+    path = run / files[index % len(files)]
+    if kind == "truncate":
+        data = path.read_bytes()
+        path.write_bytes(data[: num % (len(data) + 1)])
+    elif kind == "flip":
+        data = bytearray(path.read_bytes())
+        if data:
+            data[num % len(data)] ^= 0xFF
+        path.write_bytes(bytes(data))
+    elif kind == "delete":
+        path.unlink()
+    elif kind == "json-value":
+        path.write_text(json.dumps(value, default=str))
+    elif kind == "json-field":
+        try:
+            obj = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError):
+            obj = None
+        if isinstance(obj, dict) and obj:
+            keys = sorted(obj)
+            obj[keys[num % len(keys)]] = value
+            path.write_text(json.dumps(obj, default=str))
+    elif kind == "dir":
+        path.unlink()
+        path.mkdir()
+    elif kind == "junk":
+        (path.parent / f"junk{num % 7}.json").write_text(json.dumps(value, default=str))
+    elif kind == "suite":
+        doc = yaml.safe_load((run / "suite.yaml").read_text())
+        for p, v, d in suite_edits:
+            doc = _set(doc, p, v, d)
+        (run / "suite.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True))
+
+
+def test_fuzz_damaged_run_directories(sandbox, base_run, monkeypatch):
+    from t2ibench import models
+
+    monkeypatch.setattr(models, "load_pipeline", _no_model)
+    files = _files(base_run)
+    before = _tree(sandbox)
+    seen: dict[Any, int] = {}
+
+    @FUZZ
+    @given(damages=st.lists(damage, min_size=1, max_size=3))
+    def check(damages) -> None:
+        work = Path(tempfile.mkdtemp(dir=sandbox))
+        try:
+            run = work / "a" / "b" / "run"
+            shutil.copytree(base_run, run)
+            for spec in damages:
+                try:
+                    _damage(run, files, spec)
+                except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                    pass  # an earlier damage removed or replaced it
+            code, err = _call(["score", str(run), "--quiet"])
+            seen[("score", code)] = seen.get(("score", code), 0) + 1
+            _check_exit(code, err, {0, 2})
+            run_json = (run / "run.json").read_bytes() if (run / "run.json").is_file() else None
+            code, err = _call(["generate", str(base_run.parent / "suite.yaml"), "--out", str(run), "--quiet"])
+            seen[("generate", code)] = seen.get(("generate", code), 0) + 1
+            _check_exit(code, err, {0, 2, "model-load"})
+            if code != 0:  # refused, or stopped at the model load: nothing of the run was rewritten
+                now = (run / "run.json").read_bytes() if (run / "run.json").is_file() else None
+                assert now == run_json
+            assert _tree(work, skip=None) <= {str(p) for p in run.rglob("*")}, "a file outside the run directory"
+        finally:
+            shutil.rmtree(work)
+
+    check()
+    assert _tree(sandbox) == before
+    assert sum(v for (cmd, _), v in seen.items() if cmd == "score") >= N
+    assert seen.get(("score", 0), 0) >= N // 40 and seen.get(("score", 2), 0) > N // 6, seen
