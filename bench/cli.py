@@ -210,12 +210,16 @@ TRUST_HELP = ("import module:attribute names found in the run directory's suite 
               "that runs their code; only for run directories you trust (default: built-in names only)")
 
 
-def _add_trust_flags(sub) -> None:
-    """``--trust-remote-code`` on every command that reads a run directory (see the README's trust model)."""
+def _add_trust_flags(sub, top: bool = True) -> None:
+    """``--trust-remote-code`` on every (leaf) command that reads a run directory (README: trust model)."""
     for name, p in sub.choices.items():
-        if name in SUITE_COMMANDS or name in LISTING_COMMANDS:
+        if top and (name in SUITE_COMMANDS or name in LISTING_COMMANDS):
             continue
-        if not any("--trust-remote-code" in a.option_strings for a in p._actions):
+        nested = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        if nested:
+            for action in nested:
+                _add_trust_flags(action, top=False)
+        elif not any("--trust-remote-code" in a.option_strings for a in p._actions):
             p.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
 
 
