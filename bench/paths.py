@@ -9,7 +9,6 @@ separator, no ``..``, no hidden file, nothing a filesystem reads specially.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from .errors import UserError
 
@@ -35,9 +34,3 @@ def check_name(name: str) -> str:
         raise ValueError(f"cannot be a file name; expected {EXPECTED}")
     return name
 
-
-def inside(root: Path, *parts: str, what: str = "name") -> Path:
-    """``root / parts...`` after checking each part with :func:`safe_name` (the path stays in ``root``)."""
-    for part in parts:
-        safe_name(part, what)
-    return Path(root).joinpath(*parts)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 from .errors import UserError
+from .paths import EXPECTED, is_safe_name
 from .registry import DATASETS
 from .types import PromptItem
-
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,120}$")
 
 
 def load_prompt_set(spec, where: str = "prompt_sets") -> list[PromptItem]:
@@ -19,8 +16,8 @@ def load_prompt_set(spec, where: str = "prompt_sets") -> list[PromptItem]:
         raise UserError(f"{where}: dataset {spec.dataset!r} gave no prompts; expected at least one")
     seen: set[str] = set()
     for item in items:
-        if not _SAFE_ID.match(item.id):
-            raise UserError(f"{where}: prompt id {item.id!r} is not file-name safe; expected letters, digits, _.+-")
+        if not is_safe_name(item.id):
+            raise UserError(f"{where}: prompt id {item.id!r} is not file-name safe; expected {EXPECTED}")
         if item.id in seen:
             raise UserError(f"{where}: prompt id {item.id!r} occurs twice; expected unique ids")
         seen.add(item.id)

@@ -10,9 +10,11 @@ Layout (the files are the truth; nothing else is needed to read a run)::
     RUN/results/ ...                   tables and aggregates
 
 Every file is written to a hidden temporary name unique to (host, pid) in the same folder,
-flushed, fsync'ed and renamed over its final name, which is atomic on local filesystems and
-NFS alike. An image is done when its sidecar exists and names the PNG's SHA-256, so a process
-killed between the two renames leaves an orphan PNG that the next run simply rewrites. No
+flushed, fsync'ed and renamed over its final name (``t2ibench.fileio``), which is atomic on
+local filesystems and NFS alike. Path parts come from names checked by ``t2ibench.paths``. An image is done when its sidecar exists and names the PNG's SHA-256, so a process
+killed between the two renames leaves an orphan PNG that the next run simply rewrites.
+Reading for scoring goes through one checked path (``records``): a damaged sidecar or a PNG
+whose bytes differ from its recorded hash is a one-line ``UserError`` naming the file. No
 locks and no SQLite: ranks on several machines may share one directory.
 """
 

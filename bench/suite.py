@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import UserError
 from .fileio import read_user_file
-from .paths import NAME_PATTERN, check_name
+from .paths import NAME_PATTERN, check_name  # noqa: F401  (NAME_PATTERN: re-exported)
 from .types import SamplerConfig
 
 #: upper bounds: a value beyond them is a typo or a request no machine can serve
