@@ -115,6 +115,7 @@ def score_metric(
     cache = ScoreCache(run.scores_dir, spec.label, chash, config, scorer.value_kind)
     keys = [item_key(r.meta.get("image_sha256", ""), scorer.item_inputs(r.meta)) for r in wanted]
     cached = cache.load()
+    from_disk = set(cached)
     todo = [(k, r) for k, r in zip(keys, wanted) if k not in cached]
     # the same pixels+inputs may appear twice in a run: score each key once
     seen: set[str] = set()
@@ -152,6 +153,11 @@ def score_metric(
             rows.append({**base, "column": spec.label, "available": False, "reason": str(exc), "value": None,
                          "n": len(idx), "ci": None, "lower_is_better": scorer.lower_is_better})
             continue
+        except (TypeError, ValueError, KeyError, IndexError) as exc:
+            if not any(keys[i] in from_disk for i in idx):
+                raise  # values computed just now: a bug of the scorer, keep its traceback
+            raise UserError(f"cached scores in {cache.dir} do not fit metric {spec.name!r} ({type(exc).__name__}: "
+                            f"{exc}); expected the values `t2ibench score` wrote: delete that folder and score again") from None
         for col, entry in entries.items():
             rows.append({**base, "column": column_id(spec.label, scorer.name, col), "available": True, "reason": None,
                          **_jsonable(entry)})

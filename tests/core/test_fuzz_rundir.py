@@ -226,7 +226,7 @@ def _files(run: Path) -> list[str]:
 
 damage = st.tuples(
     st.integers(0, 10**6),  # which file (index modulo the file count)
-    st.sampled_from(["truncate", "flip", "delete", "json-value", "json-field", "dir", "junk", "suite"]),
+    st.sampled_from(["truncate", "flip", "delete", "json-value", "json-field", "dir", "junk", "suite", "score-value"]),
     st.integers(0, 10**6),  # offset / length seed
     values,
     st.lists(mutation, min_size=1, max_size=2),
@@ -235,6 +235,9 @@ damage = st.tuples(
 
 def _damage(run: Path, files: list[str], spec: tuple) -> None:
     index, kind, num, value, suite_edits = spec
+    if kind == "score-value":  # a cached per-image value, the file the index would rarely pick
+        parts = [f for f in files if "/part-" in f]
+        index, kind = files.index(parts[index % len(parts)]), "json-field"
     path = run / files[index % len(files)]
     if kind == "truncate":
         data = path.read_bytes()

@@ -113,6 +113,15 @@ def test_truncated_png_after_scoring_is_refused(run, capsys):
     assert run_cli("score", run, "--quiet") == 0
 
 
+def test_damaged_cached_score_is_one_line(run, capsys):
+    (part,) = (run / "scores" / "clip_score").glob("*/part-*.json")
+    values = json.loads(part.read_text())
+    values[next(iter(values))] = "abc"
+    part.write_text(json.dumps(values))
+    line = _error(capsys, 2, "score", run)
+    assert str(part.parent) in line and "delete that folder" in line
+
+
 # 3. a rejected rerun still relabels the run ----------------------------------------------------
 def test_rejected_rerun_leaves_run_json_and_suite_untouched(run, tmp_path, capsys):
     before = {p: (run / p).read_bytes() for p in ("run.json", "suite.yaml")}
