@@ -133,3 +133,28 @@ def test_missing_weights_say_not_available(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="^not available"):
         load_evaluator(tmp_path)
+
+
+class _RunsCode:
+    """Unpickling this runs code: it creates the file named ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('ran')",))
+
+
+def test_work_folder_checkpoint_with_a_pickled_object_is_refused_unexecuted(tmp_path, capsys):
+    """A ckpt.pt planted in --work is read with weights_only=True: a clear error, no code run."""
+    from t2ibench.cli import main
+
+    marker = tmp_path / "marker"
+    ckpt = tmp_path / "work" / "evaluator" / "ckpt.pt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save({"state": {}, "step": 1, "elapsed": 0.0, "payload": _RunsCode(marker)}, ckpt)
+    code = main(["world", "train", "--stage", "evaluator", "--work", str(tmp_path / "work"), "--out",
+                 str(tmp_path / "out"), "--size", "tiny", "--steps", "2", "--batch", "2", "--device", "cpu"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and not marker.exists()
+    assert err[-1].startswith("t2ibench: error: ") and str(ckpt) in err[-1] and "weights_only" in err[-1]
