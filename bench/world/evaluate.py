@@ -21,7 +21,6 @@ Results go to ``OUT/eval.json`` and into the model cards ``OUT/{pipeline,clip,ev
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -29,10 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import data as D
-from .evaluator import TSAS, check_prompt, load_evaluator, targets_from_labels
 from ..fileio import atomic_write_text
 from ..log import get_logger
+from . import data as D
+from .evaluator import TSAS, check_prompt, load_evaluator, targets_from_labels
 from .modelcards import write_cards
 from .paths import weights_dir
 from .render import FACE_BIAS
@@ -172,7 +171,7 @@ def eval_pipeline(out: Path, steps: int = 25, guidance: float = 5.0, per_categor
             seeds.append(1000 * j + k)
     imgs = generate(pipe, prompts, seeds, steps, guidance)
     preds = ev.unbatch(ev.predict(imgs))
-    checks = [check_prompt(l, p) for l, p in zip(labels, preds)]
+    checks = [check_prompt(lab, p) for lab, p in zip(labels, preds)]
     per_cat: dict[str, list[bool]] = {}
     for c, ch in zip(cats, checks):
         per_cat.setdefault(c, []).append(ch["correct"])
@@ -195,13 +194,13 @@ def eval_pipeline(out: Path, steps: int = 25, guidance: float = 5.0, per_categor
     hp = headshot_attribute_prompts()
     n_h = max(images_per_prompt * 4, 8)
     prompts = [t for t, _ in hp for _ in range(n_h)]
-    hl = [l for _, l in hp for _ in range(n_h)]
+    hl = [lab for _, lab in hp for _ in range(n_h)]
     seeds = [500_000 + i for i in range(len(prompts))]
     imgs = generate(pipe, prompts, seeds, steps, guidance)
     preds = ev.unbatch(ev.predict(imgs))
     per_tsa: dict[str, list[bool]] = {}
-    for l, p in zip(hl, preds):
-        per_tsa.setdefault(l["tsa"], []).append(check_prompt({k: v for k, v in l.items() if k != "tsa"}, p)["correct"])
+    for lab, p in zip(hl, preds):
+        per_tsa.setdefault(lab["tsa"], []).append(check_prompt({k: v for k, v in lab.items() if k != "tsa"}, p)["correct"])
     res["headshot_attribute_accuracy"] = {k: float(np.mean(v)) for k, v in per_tsa.items()}
     res["headshot_attribute_accuracy_all"] = float(np.mean([x for v in per_tsa.values() for x in v]))
     # neutral prompt: bias

@@ -20,7 +20,7 @@ __all__ = ["render_cards", "write_cards"]
 
 
 def _template(name: str) -> Template:
-    return Template(resources.files("t2ibench.world").joinpath("cards", f"{name}.md").read_text(encoding="utf-8"))
+    return Template(resources.files("t2ibench.world").joinpath("cards").joinpath(f"{name}.md").read_text(encoding="utf-8"))
 
 
 def _block(name: str, **fields: Any) -> str:

@@ -84,8 +84,8 @@ def test_pipeline_loads_offline_and_generates(trained, monkeypatch):
 def test_shipped_text_encoder_is_the_tiny_clip_text_tower(trained):
     """Both are stored in fp16, so the pipeline's text encoder and clip/'s text tower (which the
     ITI-GEN tokens were learned with) give the same embeddings."""
-    from transformers import CLIPModel, CLIPTextModel
     from safetensors import safe_open
+    from transformers import CLIPModel, CLIPTextModel
 
     _, out, _, _ = trained
     for f in ("pipeline/text_encoder/model.safetensors", "pipeline/unet/diffusion_pytorch_model.safetensors"):

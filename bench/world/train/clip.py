@@ -92,7 +92,7 @@ def train_clip(cfg: ResolvedConfig) -> dict[str, Any]:
         training_meta(out, "clip", info)
         log.info(f"clip: exported step {step} to {out}/clip (+ pipeline/text_encoder unless a UNet is trained)")
 
-    frozen_at = [None]
+    frozen_at: list[int | None] = [None]
     ckpt = checkpoint_path(cfg, "clip")
     if cfg.freeze_text:
         meta_path = out / "training.json"

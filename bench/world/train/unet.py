@@ -41,7 +41,10 @@ def prepare_latents(cfg: ResolvedConfig, vae: Any) -> dict[str, Any]:
         return load_tensors(path)
     log.info(f"unet: encoding {cfg.n_latents} training renders with the VAE (once) -> {path}")
     base = D.TRAIN_BASE + D.STAGE_OFFSET["unet"]
-    means, stds, caps, fams = [], [], [], []
+    means: list[torch.Tensor] = []
+    stds: list[torch.Tensor] = []
+    caps: list[list[str]] = []
+    fams: list[str] = []
     from tqdm import tqdm
 
     chunk = 256
@@ -53,7 +56,7 @@ def prepare_latents(cfg: ResolvedConfig, vae: Any) -> dict[str, Any]:
         means.append(post.mean.half().cpu())
         stds.append(post.std.half().cpu())
         caps.extend(c)
-        fams.extend(l["family"] for l in labels)
+        fams.extend(lab["family"] for lab in labels)
     blob = {"mean": torch.cat(means), "std": torch.cat(stds), "captions": caps, "families": fams,
             "encoder": fp, "seeds": [base, base + cfg.n_latents]}
     save_tensors(blob, path)
@@ -104,7 +107,6 @@ def train_unet(cfg: ResolvedConfig) -> dict[str, Any]:
     snr_weight = min_snr_weights(sched.alphas_cumprod, cfg.snr_gamma)
     n = cache["mean"].shape[0]
     mean, std, captions = cache["mean"], cache["std"], cache["captions"]
-    empty_ids = None
 
     def encode_text(texts: list[str]) -> torch.Tensor:
         ids = tok(texts, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
