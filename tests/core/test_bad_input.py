@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from .conftest import files_of, run_cli
+from _helpers.cli import files_of, run_cli
 
 
 def _one_error_line(capsys) -> str:

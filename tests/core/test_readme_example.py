@@ -7,7 +7,7 @@ import re
 import sys
 from pathlib import Path
 
-from .conftest import run_cli
+from _helpers.cli import run_cli
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import torch
-from methods_helpers import cross_layer, run_plain
 from diffusers.models.attention_processor import AttnProcessor2_0
 
 from t2ibench.attention import (
-    Amplify, AttentionController, ControlledAttnProcessor, CrossAttentionMaps, LayerSelector, ObjectFocusMask,
-    StepWindow, Temperature, TokenReweight, attention_layers,
+    Amplify,
+    AttentionController,
+    CrossAttentionMaps,
+    LayerSelector,
+    ObjectFocusMask,
+    StepWindow,
+    Temperature,
+    TokenReweight,
+    attention_layers,
 )
 from t2ibench.method import installed_processors
+
+from _helpers.methods import cross_layer, run_plain
 
 TEXT = "a red cat and a blue dog"
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import torch
-from methods_helpers import SAMPLER, cross_layer, run_plain, text_jobs
 
 from t2ibench.attention import AttentionController, ValueMix
 from t2ibench.attention.text import encode_prompts
 from t2ibench.baselines.attention_modulation import AttentionModulation, prompt_groups
 from t2ibench.baselines.sd import PlainPipeline
 from t2ibench.baselines.structured_diffusion import StructuredDiffusion
+
+from _helpers.methods import SAMPLER, cross_layer, text_jobs
 
 TEXT = "a red cat and a blue dog"
 
