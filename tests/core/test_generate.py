@@ -21,6 +21,7 @@ from _helpers.cli import accelerate_launch_command, files_of, run_cli, t2ibench_
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["tiny-sd", "tiny-sdxl"])
 def test_generate_both_families(tmp_path, write_suite, capsys, model):
     run = tmp_path / "run"
@@ -40,6 +41,7 @@ def test_generate_both_families(tmp_path, write_suite, capsys, model):
     assert files_of(run) == before
 
 
+@pytest.mark.slow
 def test_seeds_do_not_depend_on_method_or_batching(tmp_path, write_suite):
     from t2ibench.runner import derive_seed
 
@@ -68,6 +70,7 @@ def test_prompt_set_images_per_prompt_overrides_the_suite():
     assert per_set == {"few": [0, 0, 0, 1, 1, 1], "many": [0, 1, 2, 3, 4]}
 
 
+@pytest.mark.slow
 def test_method_guidance_override_changes_its_images_only(tmp_path):
     """A method entry's ``guidance`` replaces the sampler's for its images (a guidance sweep):
     recorded in each image's configuration; the entries without it keep the suite's."""
@@ -96,6 +99,7 @@ def test_method_guidance_override_changes_its_images_only(tmp_path):
         parse_suite({**spec, "methods": [{"name": "sd", "guidance": -1}]}, "bad.yaml")
 
 
+@pytest.mark.slow
 def test_long_prompt_truncated_with_warning_and_recorded(tmp_path, capsys):
     long_prompt = " ".join(["a red circle and a blue square"] * 20)
     suite = tmp_path / "s.yaml"
@@ -111,6 +115,7 @@ def test_long_prompt_truncated_with_warning_and_recorded(tmp_path, capsys):
     assert metas[0]["truncated_tokens"] > 0 and "truncated_tokens" not in metas[1]
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path, write_suite):
     suite = write_suite(n=4, batch=2, steps=6)  # 12 images in 6 batches
     ref, run = tmp_path / "ref", tmp_path / "run"
@@ -128,6 +133,7 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path, write_suite):
     assert not list(run.rglob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_two_process_accelerate_launch_equals_one_process(tmp_path, write_suite):
     suite = write_suite(n=2, batch=2)
     one, two = tmp_path / "one", tmp_path / "two"
@@ -141,6 +147,7 @@ def test_two_process_accelerate_launch_equals_one_process(tmp_path, write_suite)
     assert files_of(two) == files_of(one)
 
 
+@pytest.mark.slow
 def test_manual_shards_union_equals_one_process(tmp_path, write_suite):
     suite = write_suite(n=2, batch=2)
     one, sharded = tmp_path / "one", tmp_path / "sharded"
@@ -168,6 +175,7 @@ class Shouting(Method):
 '''
 
 
+@pytest.mark.slow
 def test_method_from_outside_the_package(tmp_path, write_suite, monkeypatch, capsys):
     (tmp_path / "my_methods.py").write_text(PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path))
