@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from diffusers.models.attention_processor import AttnProcessor2_0
 
@@ -178,6 +179,7 @@ def test_temperature_steps_on_euler(sdxl_pipe):
     assert not any(c for (s, n), c in log.items() if n.endswith("attn2.processor"))
 
 
+@pytest.mark.slow
 def test_map_capture_only_on_chosen_layers(pipe):
     level = min(i.level for i in attention_layers(pipe.unet))
     sel = {"kind": "cross", "levels": [level]}

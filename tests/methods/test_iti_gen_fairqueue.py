@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -101,6 +102,7 @@ def test_amplification_only_while_inclusive_prompt_active(sd_pipe, trained_token
     assert amp2.window.contains(0, 5)
 
 
+@pytest.mark.slow
 def test_fairqueue_with_both_off_is_iti_gen(pipe, trained_tokens):
     out, _, _, _ = trained_tokens
     jobs = fair_jobs(2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from t2ibench.attention import AttentionController, ValueMix
@@ -92,6 +93,7 @@ def test_reweighting_curves(sd_pipe):
     assert 1.0 < float(mid) < 1.5
 
 
+@pytest.mark.slow
 def test_all_controls_off_is_plain_pipeline_byte_for_byte(pipe):
     jobs = text_jobs([TEXT, "a green ball on a table"])
     plain = PlainPipeline.build({}).generate(pipe, jobs, SAMPLER)

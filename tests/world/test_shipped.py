@@ -20,6 +20,7 @@ def test_shipped_weights_within_budget():
     assert all(f.stat().st_size <= 20 * 2**20 for f in files)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not pipeline_available(), reason=f"tinyworld pipeline weights not shipped yet in {pipeline_dir()}")
 def test_shipped_pipeline_loads_offline_and_generates(monkeypatch):
     from diffusers import StableDiffusionPipeline
