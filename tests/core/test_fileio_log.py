@@ -53,11 +53,13 @@ def test_atomic_write_failure_is_a_user_error_and_keeps_the_old_file(tmp_path):
 def test_setup_logging_is_idempotent_and_reads_the_env_level(monkeypatch, capsys):
     logger = logging.getLogger("t2ibench")
     before = list(logger.handlers), logger.level
+    for h in before[0]:  # an earlier in-process CLI call may have set it up already
+        logger.removeHandler(h)
     try:
         monkeypatch.setenv("T2IBENCH_LOG_LEVEL", "warning")
         setup_logging()
         setup_logging()
-        ours = [h for h in logger.handlers if h not in before[0]]
+        ours = list(logger.handlers)
         assert len(ours) == 1 and ours[0].level == logging.WARNING
         get_logger("t2ibench.world.x").info("hidden")
         get_logger("world.x").warning("shown")
@@ -66,8 +68,10 @@ def test_setup_logging_is_idempotent_and_reads_the_env_level(monkeypatch, capsys
         monkeypatch.delenv("T2IBENCH_LOG_LEVEL")
         assert setup_logging(1).level == logging.DEBUG
     finally:
-        for h in [h for h in logger.handlers if h not in before[0]]:
+        for h in list(logger.handlers):
             logger.removeHandler(h)
+        for h in before[0]:
+            logger.addHandler(h)
         logger.setLevel(before[1])
 
 
