@@ -1,4 +1,4 @@
-"""The ``t2ibench`` command line (see design.md for the contract).
+"""The ``t2ibench`` command line (subcommands: ``t2ibench --help``; usage in README.md).
 
 Bad input is one line on stderr, ``t2ibench: error: ...``, and exit code 2.
 """
@@ -14,6 +14,7 @@ from typing import Sequence
 
 from . import __version__
 from .errors import UserError
+from .log import setup_logging
 
 DEFAULT_SUITE = "tinyworld"
 FALLBACK_SUITE = "smoke"
@@ -262,6 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.filterwarnings("default", module="t2ibench")
+    setup_logging()  # progress on stderr; level from $T2IBENCH_LOG_LEVEL (default INFO)
     from .registry import builtins_only
 
     trusted = args.command in SUITE_COMMANDS or bool(getattr(args, "trust_remote_code", False))

@@ -4,9 +4,11 @@
   directory supplies; a missing, unreadable or non-UTF-8 file is one line saying what, where
   and what was expected.
 - ``atomic_write_bytes`` / ``_text`` / ``_json``: written to a hidden temporary name unique to
-  (host, pid) in the same folder, flushed, fsync'ed and renamed over the final name (atomic on
-  local filesystems and NFS); a full disk or any OS error removes the temporary file and leaves
-  the final name as it was.
+  (host, pid, call) in the same folder, created exclusively, flushed, fsync'ed and renamed over
+  the final name (atomic on local filesystems and NFS). Concurrent writers never share a
+  temporary file; a full disk or any OS error removes the temporary file and leaves the final
+  name as it was; a writer killed midway leaves at most a ``.NAME.*.tmp`` file, never a
+  truncated target.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import hashlib
 import json
 import os
 import socket
+import uuid
 from pathlib import Path
 from typing import Any, overload, Literal
 
@@ -23,8 +26,8 @@ from .errors import UserError
 
 
 def tmp_name(path: Path) -> Path:
-    """The hidden temporary name of ``path`` for this (host, pid): ``.<name>.<host>.<pid>.tmp``."""
-    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
+    """A fresh hidden temporary name for ``path``: ``.<name>.<host>.<pid>.<random>.tmp``."""
+    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
 
 
 @overload
@@ -69,12 +72,13 @@ def read_json_object(path: str | Path, *, what: str, expected: str) -> dict:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename)."""
+    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename), creating the parent
+    folders; an OS error leaves ``path`` as it was and becomes a ``UserError`` naming the file."""
     path = Path(path)
     tmp = tmp_name(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as fh:
+        with open(tmp, "xb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -89,6 +93,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
+    """``atomic_write_bytes`` of ``text`` encoded as UTF-8."""
     atomic_write_bytes(path, text.encode("utf-8"))
 
 

@@ -111,11 +111,10 @@ def _common(p) -> None:
 def cmd_maps(args) -> int:
     import pandas as pd
 
+    from ..errors import UserError
     from .figures import heatmap_panels
     from .maps import box_shares, capture_maps
     from .stats import token_statistics
-
-    from ..errors import UserError
 
     if not args.prompt and not args.world_check:
         raise UserError("analyze maps: --prompt TEXT (or --world-check N): expected a prompt to map")
@@ -153,7 +152,11 @@ def _world_check(args, pipe, out: Path, rng, layers: Any = "cross") -> list[Path
     import pandas as pd
 
     from .world_checks import (
-        capture_render_maps, generated_word_box_shares, object_word_box_shares, token_role_box_shares, token_role_summary,
+        capture_render_maps,
+        generated_word_box_shares,
+        object_word_box_shares,
+        token_role_box_shares,
+        token_role_summary,
         word_share_summary,
     )
 
@@ -208,12 +211,13 @@ def _sources(args, pipe):
             hard_text = f"{tok.base_prompt} {tok.categories[k]}"
             tsa_words = tsa_words or [tok.categories[k]]
     elif args.inclusive:
-        positions = []
+        tsa_positions: list[int] = []
         if args.inclusive_tsa:
             from .tokens import term_token_positions
 
-            positions = [p for w in args.inclusive_tsa.split(",") for p in term_token_positions(pipe.tokenizer, args.inclusive, w)]
-        inclusive = PromptSource("inclusive", args.inclusive, tsa=positions)
+            tsa_positions = [p for w in args.inclusive_tsa.split(",")
+                             for p in term_token_positions(pipe.tokenizer, args.inclusive, w)]
+        inclusive = PromptSource("inclusive", args.inclusive, tsa=tsa_positions)
     if inclusive is None or not hard_text:
         raise UserError("analyze switch: give --iti-gen TOKENS (and --category) or --hard TEXT with --inclusive TEXT")
     if not tsa_words:

@@ -144,6 +144,12 @@ def _alphas_cumprod(pipe: Any) -> torch.Tensor:
     return torch.as_tensor(a).double()
 
 
+def _pooled(c: Condition) -> torch.Tensor:
+    if c.pooled is None:
+        raise ValueError(f"condition {c.text!r} has no pooled text embedding (needed by SDXL)")
+    return c.pooled
+
+
 def _eps(pipe: Any, x_t: torch.Tensor, t: torch.Tensor, conds: Sequence[Condition], alpha_bar: torch.Tensor) -> torch.Tensor:
     """ε̂ for every condition at the same noisy latents: returns (n_cond, B, C, h, w)."""
     b = x_t.shape[0]
@@ -158,7 +164,7 @@ def _eps(pipe: Any, x_t: torch.Tensor, t: torch.Tensor, conds: Sequence[Conditio
         h, w = x_t.shape[-2:]
         factor = getattr(pipe, "vae_scale_factor", 8)
         hh, ww = h * factor, w * factor
-        pooled = torch.cat([c.pooled.expand(b, -1) for c in conds]).to(dtype)
+        pooled = torch.cat([_pooled(c).expand(b, -1) for c in conds]).to(dtype)
         time_ids = torch.tensor([[hh, ww, 0, 0, hh, ww]], dtype=dtype, device=unet.device).repeat(b * k, 1)
         kwargs["added_cond_kwargs"] = {"text_embeds": pooled, "time_ids": time_ids}
     out = unet(sample, timesteps, encoder_hidden_states=hidden, return_dict=False, **kwargs)[0].float()

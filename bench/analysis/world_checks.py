@@ -218,7 +218,7 @@ def two_object_prompts(n: int, seed: int = 0) -> list[tuple[dict, dict]]:
     from t2ibench.world.render import COLORS, SHAPES
 
     rng = np.random.default_rng(seed)
-    out = []
+    out: list[tuple[dict[str, str], dict[str, str]]] = []
     while len(out) < n:
         s = rng.choice(len(SHAPES), 2, replace=False)
         c = rng.choice(len(COLORS), 2, replace=False)

@@ -52,17 +52,18 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from .evaluate import run_eval
-
     from ..errors import UserError
+    from .evaluate import run_eval
 
     known = ["evaluator", "clip", "vae", "pipeline", "itigen"]
     parts = args.parts.split(",") if args.parts else known
     bad = [p for p in parts if p not in known]
     if bad:
         raise UserError(f"world eval: --parts {bad[0]!r}; expected a comma list of {','.join(known)}")
-    run_eval(args.weights, parts=parts, quick=args.quick, steps=args.steps, guidance=args.guidance,
-             threads=args.threads)
+    figures = run_eval(args.weights, parts=parts, quick=args.quick, steps=args.steps, guidance=args.guidance,
+                       threads=args.threads)
+    for part in parts:
+        print(f"== {part} ==\n{json.dumps(figures[part], indent=2, default=float)}")
     return 0
 
 

@@ -21,7 +21,6 @@ Results go to ``OUT/eval.json`` and into the model cards ``OUT/{pipeline,clip,ev
 from __future__ import annotations
 
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -29,14 +28,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..fileio import atomic_write_text
+from ..log import get_logger
 from . import data as D
 from .evaluator import TSAS, check_prompt, load_evaluator, targets_from_labels
+from .modelcards import write_cards
 from .paths import weights_dir
 from .render import FACE_BIAS
 
-
-def _log(msg: str) -> None:
-    print(msg, flush=True)
+log = get_logger(__name__)
 
 
 @torch.inference_mode()
@@ -171,7 +171,7 @@ def eval_pipeline(out: Path, steps: int = 25, guidance: float = 5.0, per_categor
             seeds.append(1000 * j + k)
     imgs = generate(pipe, prompts, seeds, steps, guidance)
     preds = ev.unbatch(ev.predict(imgs))
-    checks = [check_prompt(l, p) for l, p in zip(labels, preds)]
+    checks = [check_prompt(lab, p) for lab, p in zip(labels, preds)]
     per_cat: dict[str, list[bool]] = {}
     for c, ch in zip(cats, checks):
         per_cat.setdefault(c, []).append(ch["correct"])
@@ -194,13 +194,13 @@ def eval_pipeline(out: Path, steps: int = 25, guidance: float = 5.0, per_categor
     hp = headshot_attribute_prompts()
     n_h = max(images_per_prompt * 4, 8)
     prompts = [t for t, _ in hp for _ in range(n_h)]
-    hl = [l for _, l in hp for _ in range(n_h)]
+    hl = [lab for _, lab in hp for _ in range(n_h)]
     seeds = [500_000 + i for i in range(len(prompts))]
     imgs = generate(pipe, prompts, seeds, steps, guidance)
     preds = ev.unbatch(ev.predict(imgs))
     per_tsa: dict[str, list[bool]] = {}
-    for l, p in zip(hl, preds):
-        per_tsa.setdefault(l["tsa"], []).append(check_prompt({k: v for k, v in l.items() if k != "tsa"}, p)["correct"])
+    for lab, p in zip(hl, preds):
+        per_tsa.setdefault(lab["tsa"], []).append(check_prompt({k: v for k, v in lab.items() if k != "tsa"}, p)["correct"])
     res["headshot_attribute_accuracy"] = {k: float(np.mean(v)) for k, v in per_tsa.items()}
     res["headshot_attribute_accuracy_all"] = float(np.mean([x for v in per_tsa.values() for x in v]))
     # neutral prompt: bias
@@ -268,140 +268,6 @@ def eval_itigen(out: Path, steps: int = 25, guidance: float = 5.0, per_category:
     return res
 
 
-# ---------------------------------------------------------------------------------------------
-# model cards
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.3f}"
-    return str(v)
-
-
-def _table(d: dict[str, Any]) -> str:
-    return "\n".join(f"| {k} | {_fmt(v)} |" for k, v in d.items())
-
-
-BIAS_TEXT = (
-    "Face attributes in the training distribution are biased on purpose (`t2ibench.world.render.FACE_BIAS`): "
-    "eyeglasses 15 %, smiling 25 %, hair black/brown/blond/gray 45/30/15/10 %, "
-    "skin tone pale/light/tan/dark 55/25/12/8 %."
-)
-
-
-def write_cards(out: Path, figures: dict[str, Any]) -> None:
-    train = json.loads((out / "training.json").read_text()) if (out / "training.json").exists() else {}
-    cmd = "t2ibench world eval"
-
-    def stage_facts(key: str) -> str:
-        t = train.get(key)
-        if not t:
-            return "(no training record)"
-        return "\n".join(f"- {k}: {v}" for k, v in t.items())
-
-    if (out / "pipeline").is_dir():
-        p = figures.get("pipeline") or {}
-        v = figures.get("vae") or {}
-        lines = [
-            "# tinyworld pipeline", "",
-            "A Stable-Diffusion-1.x-shaped `StableDiffusionPipeline` trained from scratch on tinyworld renders "
-            "(64x64 RGB, VAE 64x64 -> 16x16x4, UNet with cross-attention on the tiny CLIP text tower, PNDM "
-            "scheduler with SD's scaled-linear betas). Load with "
-            "`StableDiffusionPipeline.from_pretrained(t2ibench.world.pipeline_dir())` (offline).", "",
-            "## Data", "", "50 % object scenes, 50 % cartoon headshots from `t2ibench.world.render`; "
-            "captions as the renderer writes them (full, partial, relations; faces neutral or attribute-naming). "
-            + BIAS_TEXT, "",
-            "## Training", "", "### text encoder (tiny CLIP text tower)", stage_facts("clip"), "",
-            "### VAE", stage_facts("vae"), "", "### VAE decoder fine-tuning (encoder frozen)",
-            stage_facts("vae_decoder"), "", "### UNet", stage_facts("unet"), "",
-            f"## Held-out figures (`{cmd}`)", "",
-        ]
-        if v:
-            lines += ["### VAE reconstruction", "", "| figure | value |", "| --- | --- |",
-                      _table({"PSNR dB (mean)": v.get("psnr_db"), "PSNR dB (median)": v.get("psnr_db_median"),
-                              "images": v.get("n_images"), "target >= 28 dB met": v.get("met")}), ""]
-        if p:
-            lines += [f"### Generation ({p.get('scheduler')}, {p.get('steps')} steps, guidance {p.get('guidance')})", "",
-                      "Alignment accuracy per category (evaluator):", "", "| category | accuracy |", "| --- | --- |",
-                      _table(p.get("alignment_accuracy", {})), "",
-                      "| figure | value |", "| --- | --- |",
-                      _table({"single-object shape and colour right (target 0.85)": p.get("single_object_shape_and_color"),
-                              "single-object colour right, shape ignored": p.get("single_object_color_right"),
-                              "attribute-naming headshot prompts right (target 0.80)": p.get("headshot_attribute_accuracy_all"),
-                              "binding error rate (two-object prompts)": p.get("binding_error_rate"),
-                              "count error rate": p.get("count_error_rate"),
-                              "relation error rate": p.get("relation_error_rate"),
-                              "neutral prompt: share read as a face": p.get("neutral_face_share")}), "",
-                      "Rate of each kind of fact over all alignment prompts that assert it:", "",
-                      "| check | rate |", "| --- | --- |", _table(p.get("check_rates", {})), "",
-                      "Attribute-naming headshot prompts per tSA:", "", "| tSA | accuracy |", "| --- | --- |",
-                      _table(p.get("headshot_attribute_accuracy", {})), "",
-                      f"Neutral prompt \"a headshot of a person\" ({p.get('n_neutral')} images): FD = ||p_hat - uniform||_2 "
-                      "of evaluator predictions, next to a balanced set of renders and the training distribution:", "",
-                      "| tSA | FD neutral prompt | FD balanced renders | FD training distribution | neutral-prompt shares |",
-                      "| --- | --- | --- | --- | --- |"]
-            for tsa, r in p.get("neutral_prompt_fd", {}).items():
-                lines.append(f"| {tsa} | {r['fd_neutral_prompt']:.3f} | {r['fd_balanced_renders']:.3f} | "
-                             f"{r['fd_training_distribution']:.3f} | "
-                             + ", ".join(f"{c} {s:.2f}" for c, s in zip(r["categories"], r["distribution_neutral_prompt"])) + " |")
-            lines.append("")
-        (out / "pipeline" / "README.md").write_text("\n".join(lines) + "\n")
-    if (out / "clip").is_dir():
-        c = figures.get("clip") or {}
-        lines = ["# tinyworld CLIP", "",
-                 "`transformers.CLIPModel` (text tower width 64, 4 layers, CLIP's 49,408-token BPE vocabulary; "
-                 "ViT vision tower on 8x8 patches of 64x64 images), trained contrastively from scratch on tinyworld "
-                 "render/caption pairs. Stored in float16; load with `t2ibench.world.clip.load_clip()` (float32). "
-                 "Pixel preprocessing: OpenAI CLIP mean/std (preprocessor_config.json). The pipeline's text encoder is "
-                 "this text tower (as frozen when the UNet started training).", "",
-                 "## Training", "", stage_facts("clip"), "",
-                 f"## Held-out figures (`{cmd}`)", ""]
-        if c:
-            lines += [f"Zero-shot accuracy per face tSA on balanced held-out renders ({c.get('n_per_category')} per "
-                      "category; class prompts = the hard prompts, e.g. \"a headshot of a person with eyeglasses\"; "
-                      "target >= 0.90):", "", "| tSA | accuracy |", "| --- | --- |", _table(c.get("zero_shot_accuracy", {})), ""]
-        (out / "clip" / "README.md").write_text("\n".join(lines) + "\n")
-    if (out / "evaluator").is_dir():
-        e = figures.get("evaluator") or {}
-        lines = ["# tinyworld evaluator", "",
-                 "A small CNN (`t2ibench.world.evaluator.EvaluatorNet`) that reads back what a 64x64 image shows: "
-                 "per cell of the 3x3 layout grid the object's shape (or empty), colour and texture; the background; "
-                 "whether it is a face and the face's skin tone, hair, eyeglasses, smile. "
-                 "Load with `t2ibench.world.evaluator.load_evaluator()`.", "",
-                 "## Training", "", stage_facts("evaluator"), "",
-                 f"## Held-out figures (`{cmd}`)", ""]
-        if e:
-            lines += [f"Accuracy per attribute on {e.get('n_images')} held-out renders (half object scenes, half faces "
-                      "with uniform attributes; target >= 0.97 each):", "", "| attribute | accuracy |", "| --- | --- |",
-                      _table(e.get("accuracy", {})), ""]
-        (out / "evaluator" / "README.md").write_text("\n".join(lines) + "\n")
-    if (out / "itigen").is_dir():
-        it = figures.get("itigen") or {}
-        neutral = (figures.get("pipeline") or {}).get("neutral_prompt_fd", {})
-        lines = ["# tinyworld ITI-GEN tokens", "",
-                 "ITI-GEN inclusive tokens (3 per category) for each face tSA, learned with the tiny CLIP "
-                 "(`t2ibench world train --stage itigen`, `t2ibench.baselines.iti_gen.train_iti_gen`: direction loss "
-                 "+ semantic consistency, CLIP frozen) from balanced reference renders. They live in the tiny CLIP's "
-                 "text token-embedding space, which is the pipeline's text encoder's. Use with "
-                 "`params: {tokens_dir: \"@tinyworld\"}` on `iti-gen` / `fairqueue`.", "",
-                 "## Training", "", stage_facts("itigen"), "",
-                 f"## Held-out figures (`{cmd}`)", ""]
-        if it.get("tsas"):
-            lines += [f"Generation with the tokens on the shipped pipeline ({it.get('steps')} steps, guidance "
-                      f"{it.get('guidance')}, {it.get('per_category')} images per category, image i uses category "
-                      "i % K). Hit rate: share of images the evaluator reads as the intended category. FD = "
-                      "||p_hat - uniform||_2 of the evaluator's predictions, next to the neutral prompt's:", "",
-                      "| tSA | hit rate | FD with tokens | FD neutral prompt | shares with tokens |",
-                      "| --- | --- | --- | --- | --- |"]
-            for tsa, r in it["tsas"].items():
-                nfd = neutral.get(tsa, {}).get("fd_neutral_prompt")
-                lines.append(f"| {tsa} | {r['category_hit_rate']:.3f} | {r['fd_iti_gen']:.3f} | "
-                             + (f"{nfd:.3f}" if nfd is not None else "–") + " | "
-                             + ", ".join(f"{c} {x:.2f}" for c, x in zip(r["categories"], r["distribution"])) + " |")
-            lines.append("")
-        (out / "itigen" / "README.md").write_text("\n".join(lines) + "\n")
-
-
 def run_eval(out: str | Path | None = None, parts=("evaluator", "clip", "vae", "pipeline", "itigen"),
              quick: bool = False, steps: int = 25, guidance: float = 5.0, threads: int | None = None) -> dict:
     if threads:
@@ -426,7 +292,7 @@ def run_eval(out: str | Path | None = None, parts=("evaluator", "clip", "vae", "
         figures[part]["measured_at"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
         figures[part]["eval_seconds"] = round(time.time() - t0, 1)
         figures[part]["quick"] = quick
-        _log(f"== {part} ==\n{json.dumps(figures[part], indent=2, default=float)}")
-    path.write_text(json.dumps(figures, indent=2, default=float))
+        log.info(f"world eval: {part} measured in {figures[part]['eval_seconds']} s")
+    atomic_write_text(path, json.dumps(figures, indent=2, default=float))
     write_cards(out, figures)
     return figures

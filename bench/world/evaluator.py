@@ -189,7 +189,7 @@ def _as_tensor(images: Any) -> torch.Tensor:
             if im.size != (64, 64):
                 from PIL import Image
 
-                im = im.resize((64, 64), Image.BICUBIC)
+                im = im.resize((64, 64), Image.Resampling.BICUBIC)
         arrs.append(np.asarray(im, dtype=np.uint8))
     return torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).float() / 255.0
 

@@ -88,7 +88,7 @@ def alignment_prompts(categories=CATEGORIES, per_category: int | None = None, sa
         if per_category is not None:
             order = order[:per_category]
         per.append([(f"{cat}-{i:04d}", items[i][0], {"category": cat, "labels": items[i][1]}) for i in order])
-    out = []
+    out: list[tuple[str, str, dict[str, Any]]] = []
     for row in itertools.zip_longest(*per):
         out.extend(x for x in row if x is not None)
     return out

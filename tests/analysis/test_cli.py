@@ -21,6 +21,7 @@ def run_cli(tiny_sd, monkeypatch):
     return run
 
 
+@pytest.mark.slow
 def test_analyze_maps_with_boxes(run_cli, tmp_path, capsys):
     assert run_cli("maps", "--model", "tiny-sd", "--prompt", "a red circle and a blue square", "--steps", "2", "--size", "32",
                    "--out", str(tmp_path), "--boxes", '{"circle": [0, 0, 16, 32], "square": [16, 0, 32, 32]}') == 0
@@ -33,6 +34,7 @@ def test_analyze_maps_with_boxes(run_cli, tmp_path, capsys):
     assert "share in box" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_analyze_maps_layer_selection(run_cli, tmp_path):
     from t2ibench.errors import UserError
 
@@ -51,6 +53,7 @@ def test_analyze_maps_layer_selection(run_cli, tmp_path):
             run_cli(*args, "--out", str(tmp_path / "bad"), "--layers", bad)
 
 
+@pytest.mark.slow
 def test_analyze_switch_with_iti_gen_tokens(run_cli, tiny_sd, tmp_path):
     from t2ibench.baselines.iti_gen import InclusiveTokens
 
@@ -70,6 +73,7 @@ def test_analyze_switch_with_iti_gen_tokens(run_cli, tiny_sd, tmp_path):
         assert (out / name).stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_analyze_pid_and_bias_probe(run_cli, tmp_path, capsys):
     assert run_cli("pid", "--prompt", "a red circle", "--term1", "red", "--term2", "circle", "--seeds", "0",
                    "--estimator-seeds", "0,1", "--samples", "2", "--batch", "2", "--steps", "2", "--size", "32", "--out", str(tmp_path / "p")) == 0
@@ -91,6 +95,7 @@ def test_bad_term_is_a_user_error(run_cli, tmp_path):
                 "--samples", "2", "--steps", "2", "--size", "32", "--out", str(tmp_path))
 
 
+@pytest.mark.slow
 def test_analyze_maps_world_check_writes_word_and_token_tables(run_cli, tmp_path, capsys):
     assert run_cli("maps", "--world-check", "1", "--steps", "1", "--out", str(tmp_path)) == 0
     words = pd.read_csv(tmp_path / "world-check-renders.csv")

@@ -6,6 +6,7 @@ from t2ibench.analysis.maps import TokenMaps, box_shares, capture_maps
 from t2ibench.analysis.switch import PromptSource, switch_experiment, switched_call, write_switch_outputs
 
 
+@pytest.mark.slow
 def test_capture_maps_words(tiny_sd):
     tm = capture_maps(tiny_sd, "a red circle", 0, steps=2, height=32, width=32)
     assert tm.steps() == [0, 1, 2]  # PLMS: one extra UNet call at the end
@@ -29,6 +30,7 @@ def _arr(im):
     return np.asarray(im, dtype=np.int16)
 
 
+@pytest.mark.slow
 def test_switch_endpoints_equal_single_prompts(tiny_sd, tmp_path):
     hard = PromptSource.hard(tiny_sd.tokenizer, "a headshot of a person smiling", ["smiling"])
     inc = PromptSource(label="inclusive", text="a headshot of a person * * *", tsa=[6, 7, 8])

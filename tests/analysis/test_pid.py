@@ -60,6 +60,7 @@ def test_mi_is_exactly_zero_when_the_text_does_not_change(tiny_sd):
     assert est["same"].value == 0.0 and float(est["same"].latent_map.abs().max()) == 0.0
 
 
+@pytest.mark.slow
 def test_mi_is_zero_for_a_model_that_ignores_the_text(tiny_sd):
     pipe = copy.deepcopy(tiny_sd)
     for name, mod in pipe.unet.named_modules():
@@ -75,6 +76,7 @@ def test_mi_is_zero_for_a_model_that_ignores_the_text(tiny_sd):
     assert est0.image.i1 > 1e-4 and est0.image.i12 > 1e-4
 
 
+@pytest.mark.slow
 def test_pid_estimate_identities_and_maps(tiny_sd):
     lat = _latents(tiny_sd, 1)
     est = estimate_pid(tiny_sd, lat, "a red circle", "red", "circle", n_samples=6, batch=3, seed=3)
@@ -98,6 +100,7 @@ def test_mmse_estimator_is_zero_for_identical_texts(tiny_sd):
     assert m.value == 0.0
 
 
+@pytest.mark.slow
 def test_pid_over_seeds_and_summary(tiny_sd):
     rows, figs = pid_over_seeds(
         tiny_sd, "a red circle", "red", "circle", image_seeds=[0], estimator_seeds=[0, 1],
@@ -108,6 +111,7 @@ def test_pid_over_seeds_and_summary(tiny_sd):
     assert s[0]["n"] == 2 and s[0]["redundancy_std"] >= 0
 
 
+@pytest.mark.slow
 def test_bias_probe_rows(tiny_sd):
     rows = bias_probe(
         tiny_sd, "person", {"smiling": "a person smiling", "neutral": "a person neutral"},

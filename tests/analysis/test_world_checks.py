@@ -16,6 +16,7 @@ def test_two_object_renders_have_distinct_words():
         assert 0 <= x0 < x1 <= 64 and 0 <= y0 < y1 <= 64
 
 
+@pytest.mark.slow
 def test_maps_on_image_and_box_shares_mechanics(tiny_sd):
     _, r = two_object_renders(range(100), 1)[0]
     tm = capture_maps_on_image(tiny_sd, r.pil(), "a red circle", fractions=(0.5,))

@@ -39,14 +39,3 @@ def write_suite(tmp_path: Path):
         return path
 
     return _write
-
-
-def run_cli(*argv: str) -> int:
-    from t2ibench.cli import main
-
-    return main([str(a) for a in argv])
-
-
-def files_of(run: Path) -> dict[str, bytes]:
-    """Relative path -> bytes of every image and sidecar of a run directory."""
-    return {str(p.relative_to(run)): p.read_bytes() for p in sorted((run / "images").rglob("*")) if p.is_file()}

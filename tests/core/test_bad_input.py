@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from .conftest import files_of, run_cli
+from _helpers.cli import files_of, run_cli
 
 
 def _one_error_line(capsys) -> str:
@@ -89,6 +89,7 @@ def test_missing_known_model_says_where_it_looked(tmp_path, capsys, write_suite,
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_resolution_the_vae_cannot_take(tmp_path, capsys, write_suite):
     path = write_suite()
     path.write_text(path.read_text().replace("height: 32", "height: 36"))
@@ -118,6 +119,7 @@ def test_unwritable_output_directory(tmp_path, capsys, write_suite):
     assert "not writable" in line and str(blocker / "run") in line
 
 
+@pytest.mark.slow
 def test_disk_full_during_a_write_keeps_what_was_written(tmp_path, capsys, write_suite, monkeypatch):
     """The 3rd image write fails with ENOSPC: exit 2, the first two images intact, no temp files;
     after space is back a rerun completes and equals an uninterrupted run."""
@@ -151,6 +153,7 @@ def test_disk_full_during_a_write_keeps_what_was_written(tmp_path, capsys, write
     assert files_of(run) == files_of(ref)
 
 
+@pytest.mark.slow
 def test_changed_suite_never_mixes_configurations(tmp_path, capsys, write_suite):
     run = tmp_path / "run"
     assert run_cli("generate", write_suite(n=1, batch=3), "--out", run, "--quiet") == 0

@@ -4,31 +4,24 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from t2ibench.errors import UserError
 
-from .conftest import files_of, run_cli
+from _helpers.cli import accelerate_launch_command, files_of, run_cli, t2ibench_command
 
 # Byte-identity is promised on the same hardware with the same threads per process; the
 # subprocess tests run every process with one thread, as `accelerate launch` does.
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def _t2ibench() -> list[str]:
-    exe = shutil.which("t2ibench")
-    assert exe, "the t2ibench console script is not installed"
-    return [exe]
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["tiny-sd", "tiny-sdxl"])
 def test_generate_both_families(tmp_path, write_suite, capsys, model):
     run = tmp_path / "run"
@@ -48,6 +41,7 @@ def test_generate_both_families(tmp_path, write_suite, capsys, model):
     assert files_of(run) == before
 
 
+@pytest.mark.slow
 def test_seeds_do_not_depend_on_method_or_batching(tmp_path, write_suite):
     from t2ibench.runner import derive_seed
 
@@ -76,6 +70,7 @@ def test_prompt_set_images_per_prompt_overrides_the_suite():
     assert per_set == {"few": [0, 0, 0, 1, 1, 1], "many": [0, 1, 2, 3, 4]}
 
 
+@pytest.mark.slow
 def test_method_guidance_override_changes_its_images_only(tmp_path):
     """A method entry's ``guidance`` replaces the sampler's for its images (a guidance sweep):
     recorded in each image's configuration; the entries without it keep the suite's."""
@@ -104,6 +99,7 @@ def test_method_guidance_override_changes_its_images_only(tmp_path):
         parse_suite({**spec, "methods": [{"name": "sd", "guidance": -1}]}, "bad.yaml")
 
 
+@pytest.mark.slow
 def test_long_prompt_truncated_with_warning_and_recorded(tmp_path, capsys):
     long_prompt = " ".join(["a red circle and a blue square"] * 20)
     suite = tmp_path / "s.yaml"
@@ -119,11 +115,12 @@ def test_long_prompt_truncated_with_warning_and_recorded(tmp_path, capsys):
     assert metas[0]["truncated_tokens"] > 0 and "truncated_tokens" not in metas[1]
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path, write_suite):
     suite = write_suite(n=4, batch=2, steps=6)  # 12 images in 6 batches
     ref, run = tmp_path / "ref", tmp_path / "run"
-    subprocess.run(_t2ibench() + ["generate", str(suite), "--out", str(ref), "--quiet"], env=ONE_THREAD, check=True)
-    proc = subprocess.Popen(_t2ibench() + ["generate", str(suite), "--out", str(run), "--quiet"], env=ONE_THREAD)
+    subprocess.run(t2ibench_command() + ["generate", str(suite), "--out", str(ref), "--quiet"], env=ONE_THREAD, check=True)
+    proc = subprocess.Popen(t2ibench_command() + ["generate", str(suite), "--out", str(run), "--quiet"], env=ONE_THREAD)
     deadline = time.time() + 120
     while time.time() < deadline and len(list((run / "images").rglob("*.json"))) < 3:
         time.sleep(0.05)
@@ -131,20 +128,18 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path, write_suite):
     proc.wait()
     interrupted = len(list((run / "images").rglob("*.json")))
     assert 3 <= interrupted < 12, "the kill must land mid-run"
-    subprocess.run(_t2ibench() + ["generate", str(suite), "--out", str(run), "--quiet"], env=ONE_THREAD, check=True)
+    subprocess.run(t2ibench_command() + ["generate", str(suite), "--out", str(run), "--quiet"], env=ONE_THREAD, check=True)
     assert files_of(run) == files_of(ref)
     assert not list(run.rglob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_two_process_accelerate_launch_equals_one_process(tmp_path, write_suite):
-    accelerate = shutil.which("accelerate")
-    if accelerate is None:
-        pytest.skip("accelerate's launcher is not on PATH")
     suite = write_suite(n=2, batch=2)
     one, two = tmp_path / "one", tmp_path / "two"
-    subprocess.run(_t2ibench() + ["generate", str(suite), "--out", str(one), "--quiet"], env=ONE_THREAD, check=True)
+    subprocess.run(t2ibench_command() + ["generate", str(suite), "--out", str(one), "--quiet"], env=ONE_THREAD, check=True)
     # --multi_gpu on a machine without GPUs starts CPU processes through torchrun (RANK, WORLD_SIZE).
-    cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+    cmd = [*accelerate_launch_command(), "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
            "--dynamo_backend", "no", "-m", "t2ibench", "generate", str(suite), "--out", str(two), "--quiet"]
     res = subprocess.run(cmd, env=ONE_THREAD, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
@@ -152,6 +147,7 @@ def test_two_process_accelerate_launch_equals_one_process(tmp_path, write_suite)
     assert files_of(two) == files_of(one)
 
 
+@pytest.mark.slow
 def test_manual_shards_union_equals_one_process(tmp_path, write_suite):
     suite = write_suite(n=2, batch=2)
     one, sharded = tmp_path / "one", tmp_path / "sharded"
@@ -179,6 +175,7 @@ class Shouting(Method):
 '''
 
 
+@pytest.mark.slow
 def test_method_from_outside_the_package(tmp_path, write_suite, monkeypatch, capsys):
     (tmp_path / "my_methods.py").write_text(PLUGIN)
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -7,7 +7,9 @@ import re
 import sys
 from pathlib import Path
 
-from .conftest import run_cli
+import pytest
+
+from _helpers.cli import run_cli
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -18,6 +20,7 @@ def _example_code() -> str:
     return re.search(r"```python\n(.*?)```", after, re.S).group(1)
 
 
+@pytest.mark.slow
 def test_readme_method_example_adds_a_row(tmp_path, write_suite, monkeypatch, capsys):
     (tmp_path / "my_methods.py").write_text(_example_code())
     monkeypatch.syspath_prepend(str(tmp_path))

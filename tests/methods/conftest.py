@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from methods_helpers import reference_tensors, tiny_clip  # noqa: E402
+from _helpers.methods import reference_tensors, tiny_clip
 
 torch.set_num_threads(1)  # the CPU is shared; one thread is faster under contention
 

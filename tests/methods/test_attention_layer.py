@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
-from methods_helpers import cross_layer, run_plain
 from diffusers.models.attention_processor import AttnProcessor2_0
 
 from t2ibench.attention import (
-    Amplify, AttentionController, ControlledAttnProcessor, CrossAttentionMaps, LayerSelector, ObjectFocusMask,
-    StepWindow, Temperature, TokenReweight, attention_layers,
+    Amplify,
+    AttentionController,
+    CrossAttentionMaps,
+    LayerSelector,
+    ObjectFocusMask,
+    StepWindow,
+    Temperature,
+    TokenReweight,
+    attention_layers,
 )
 from t2ibench.method import installed_processors
+
+from _helpers.methods import cross_layer, run_plain
 
 TEXT = "a red cat and a blue dog"
 
@@ -170,6 +179,7 @@ def test_temperature_steps_on_euler(sdxl_pipe):
     assert not any(c for (s, n), c in log.items() if n.endswith("attn2.processor"))
 
 
+@pytest.mark.slow
 def test_map_capture_only_on_chosen_layers(pipe):
     level = min(i.level for i in attention_layers(pipe.unet))
     sel = {"kind": "cross", "levels": [level]}

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
-from methods_helpers import SAMPLER, fair_jobs, unet_inputs_recorder
 
 from t2ibench.attention import Amplify
 from t2ibench.attention.text import encode_prompts
@@ -12,6 +12,8 @@ from t2ibench.baselines.fairqueue import FairQueue, switch_step
 from t2ibench.baselines.iti_gen import InclusiveTokens, ItiGen, iti_gen_losses
 from t2ibench.registry import METHODS
 from t2ibench.tokenizer import clip_tokenizer
+
+from _helpers.methods import SAMPLER, fair_jobs, unet_inputs_recorder
 
 
 def test_iti_gen_loss_decreases_and_tokens_separate_categories(trained_tokens):
@@ -100,6 +102,7 @@ def test_amplification_only_while_inclusive_prompt_active(sd_pipe, trained_token
     assert amp2.window.contains(0, 5)
 
 
+@pytest.mark.slow
 def test_fairqueue_with_both_off_is_iti_gen(pipe, trained_tokens):
     out, _, _, _ = trained_tokens
     jobs = fair_jobs(2)

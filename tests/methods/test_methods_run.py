@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 
 import pytest
-from methods_helpers import SAMPLER, fair_jobs, reference_tensors, text_jobs, tiny_clip
 
 from t2ibench.errors import UserError
 from t2ibench.registry import METHODS
+
+from _helpers.methods import SAMPLER, fair_jobs, reference_tensors, text_jobs, tiny_clip
 
 ALIGN = ["a red cat and a blue dog", "a green ball on a wooden table"]
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
-from methods_helpers import SAMPLER, cross_layer, run_plain, text_jobs
 
 from t2ibench.attention import AttentionController, ValueMix
 from t2ibench.attention.text import encode_prompts
 from t2ibench.baselines.attention_modulation import AttentionModulation, prompt_groups
 from t2ibench.baselines.sd import PlainPipeline
 from t2ibench.baselines.structured_diffusion import StructuredDiffusion
+
+from _helpers.methods import SAMPLER, cross_layer, text_jobs
 
 TEXT = "a red cat and a blue dog"
 
@@ -91,6 +93,7 @@ def test_reweighting_curves(sd_pipe):
     assert 1.0 < float(mid) < 1.5
 
 
+@pytest.mark.slow
 def test_all_controls_off_is_plain_pipeline_byte_for_byte(pipe):
     jobs = text_jobs([TEXT, "a green ball on a table"])
     plain = PlainPipeline.build({}).generate(pipe, jobs, SAMPLER)

@@ -1,29 +1,15 @@
-"""Tiny randomly initialised CLIP models built in code (no download)."""
+"""Fixtures: tiny randomly initialised CLIP models built in code (no download)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-import torch
-from PIL import Image
 
-
-def _tiny_clip(seed: int = 0, image_size: int = 32):
-    from transformers import CLIPConfig, CLIPModel, CLIPTextConfig, CLIPVisionConfig
-
-    torch.manual_seed(seed)
-    text = CLIPTextConfig(vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                          num_attention_heads=4, max_position_embeddings=77, bos_token_id=49406,
-                          eos_token_id=49407, pad_token_id=49407, projection_dim=16)
-    vision = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                              image_size=image_size, patch_size=8, projection_dim=16)
-    cfg = CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=16)
-    return CLIPModel(cfg).eval()
+from _helpers.clip import tiny_random_clip
 
 
 @pytest.fixture(scope="session")
 def tiny_clip():
-    return _tiny_clip()
+    return tiny_random_clip()
 
 
 @pytest.fixture(scope="session")
@@ -45,8 +31,3 @@ def hf_backend(tiny_clip, clip_tok, clip_image_processor):
     from t2ibench.metrics.clip_score import HFClipBackend
 
     return HFClipBackend(tiny_clip, clip_tok, clip_image_processor, "tiny-random-clip")
-
-
-def random_images(n: int, size: int = 32, seed: int = 0) -> list:
-    rng = np.random.default_rng(seed)
-    return [Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)) for _ in range(n)]

@@ -7,7 +7,7 @@ import torch
 
 from t2ibench.metrics.alignment import AlignmentAccuracy, AlignmentScorer, alignment_accuracy
 
-from .conftest import random_images
+from _helpers.clip import random_images
 
 
 def test_functional_and_metric_hand_computed():

@@ -9,7 +9,7 @@ from torchmetrics.multimodal import CLIPScore as TMCLIPScore
 
 from t2ibench.metrics.clip_score import CLIPScore, CLIPScoreScorer, clip_cosines, clip_score, reduce_clip_score
 
-from .conftest import random_images
+from _helpers.clip import random_images
 
 CAPTIONS = ["a red circle", "two blue squares at night", "a striped star left of a white circle",
             "a headshot of a person", "a green triangle", "a photo"]

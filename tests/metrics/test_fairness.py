@@ -19,7 +19,7 @@ from t2ibench.metrics.fairness import (
     kl_to_uniform,
 )
 
-from .conftest import random_images
+from _helpers.clip import random_images
 
 
 def test_fd_and_kl_hand_computed():

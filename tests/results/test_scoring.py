@@ -12,7 +12,7 @@ from t2ibench.metrics.fairness import fairness_discrepancy
 from t2ibench.metrics.frechet import frechet_distance
 from t2ibench.results.scoring import score_run
 
-from .conftest import Counting, add_images
+from _helpers.results import Counting, add_images
 
 
 def _rows(out, metric=None, method=None):
@@ -90,7 +90,8 @@ def test_config_change_rescores(make_run, tmp_path):
     score_run(run.path, ["t_mean"])
     Counting.forwards = 0
     from t2ibench.results.scoring import score_metric
-    from .conftest import MeanPixelScorer
+
+    from _helpers.results import MeanPixelScorer
 
     info = score_metric(run, list(run.records()), MetricSpec(name="t_mean", params={"scale": 2.0}, prompt_sets=["align"]), MeanPixelScorer(2.0))
     assert Counting.forwards == 12 and info["newly_scored"] == 12

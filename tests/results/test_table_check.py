@@ -14,6 +14,7 @@ from t2ibench.results.scoring import load_aggregates, score_run
 from t2ibench.results.table import write_tables
 
 
+@pytest.mark.slow
 def test_cli_score_table_formats(make_run, tmp_path, capsys):
     run = make_run()
     assert main(["score", str(run.path), "--quiet"]) == 0

@@ -88,7 +88,10 @@ def test_eyeglasses_and_mouth_change_pixels():
 
 def test_training_distribution_is_biased_as_documented():
     labs = [R.render(s, "face").labels for s in range(3000)]
-    share = lambda key, v: np.mean([l[key] == v for l in labs])
+
+    def share(key, v):
+        return np.mean([lab[key] == v for lab in labs])
+
     assert abs(share("eyeglasses", True) - 0.15) < 0.03
     assert abs(share("smiling", True) - 0.25) < 0.03
     assert abs(share("hair", "gray") - 0.10) < 0.025

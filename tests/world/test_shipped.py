@@ -20,6 +20,7 @@ def test_shipped_weights_within_budget():
     assert all(f.stat().st_size <= 20 * 2**20 for f in files)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not pipeline_available(), reason=f"tinyworld pipeline weights not shipped yet in {pipeline_dir()}")
 def test_shipped_pipeline_loads_offline_and_generates(monkeypatch):
     from diffusers import StableDiffusionPipeline
@@ -43,7 +44,7 @@ def test_shipped_evaluator_reads_renders():
     ev = load_evaluator()
     imgs, _, labels = heldout(64)
     pred = ev.predict(torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255)
-    fam = sum(p == l["family"] for p, l in zip(pred["family"], labels)) / len(labels)
+    fam = sum(p == lab["family"] for p, lab in zip(pred["family"], labels)) / len(labels)
     assert fam > 0.9
 
 

@@ -23,6 +23,7 @@ def trained(tmp_path_factory):
     return work, out, kw, info
 
 
+@pytest.mark.slow
 def test_stages_write_weights_and_logs(trained):
     work, out, _, info = trained
     for stage in ("clip", "vae", "evaluator", "unet"):
@@ -40,6 +41,7 @@ def test_stages_write_weights_and_logs(trained):
     assert "linear decay to 0 over the last 1 steps" in meta["unet"]["lr_schedule"]
 
 
+@pytest.mark.slow
 def test_itigen_stage_learns_tokens_per_face_tsa(trained):
     from t2ibench.baselines.iti_gen import InclusiveTokens, tokens_path
     from t2ibench.world.evaluator import TSAS
@@ -56,6 +58,7 @@ def test_itigen_stage_learns_tokens_per_face_tsa(trained):
     assert set(meta["loss"]) == set(TSAS) and "itigen: wrote 4 token files" in (work / "itigen" / "log.txt").read_text()
 
 
+@pytest.mark.slow
 def test_resume_continues_from_checkpoint(trained):
     work, out, kw, _ = trained
     info = train(TrainConfig(stage="vae", steps=3, **kw))
@@ -67,6 +70,7 @@ def test_resume_continues_from_checkpoint(trained):
     assert info["step"] == 3 and "resumed at step 2" in (work / "unet" / "log.txt").read_text()
 
 
+@pytest.mark.slow
 def test_pipeline_loads_offline_and_generates(trained, monkeypatch):
     from diffusers import StableDiffusionPipeline
 
@@ -81,11 +85,12 @@ def test_pipeline_loads_offline_and_generates(trained, monkeypatch):
     assert pipe.unet.dtype == torch.float32 and pipe.text_encoder.dtype == torch.float32
 
 
+@pytest.mark.slow
 def test_shipped_text_encoder_is_the_tiny_clip_text_tower(trained):
     """Both are stored in fp16, so the pipeline's text encoder and clip/'s text tower (which the
     ITI-GEN tokens were learned with) give the same embeddings."""
-    from transformers import CLIPModel, CLIPTextModel
     from safetensors import safe_open
+    from transformers import CLIPModel, CLIPTextModel
 
     _, out, _, _ = trained
     for f in ("pipeline/text_encoder/model.safetensors", "pipeline/unet/diffusion_pytorch_model.safetensors"):
@@ -113,6 +118,7 @@ def test_min_snr_weights():
     assert torch.equal(min_snr_weights(a, None), torch.ones(1000))
 
 
+@pytest.mark.slow
 def test_evaluator_and_clip_load(trained):
     from t2ibench.world.clip import load_clip
     from t2ibench.world.evaluator import load_evaluator
@@ -133,3 +139,28 @@ def test_missing_weights_say_not_available(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="^not available"):
         load_evaluator(tmp_path)
+
+
+class _RunsCode:
+    """Unpickling this runs code: it creates the file named ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('ran')",))
+
+
+def test_work_folder_checkpoint_with_a_pickled_object_is_refused_unexecuted(tmp_path, capsys):
+    """A ckpt.pt planted in --work is read with weights_only=True: a clear error, no code run."""
+    from t2ibench.cli import main
+
+    marker = tmp_path / "marker"
+    ckpt = tmp_path / "work" / "evaluator" / "ckpt.pt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save({"state": {}, "step": 1, "elapsed": 0.0, "payload": _RunsCode(marker)}, ckpt)
+    code = main(["world", "train", "--stage", "evaluator", "--work", str(tmp_path / "work"), "--out",
+                 str(tmp_path / "out"), "--size", "tiny", "--steps", "2", "--batch", "2", "--device", "cpu"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and not marker.exists()
+    assert err[-1].startswith("t2ibench: error: ") and str(ckpt) in err[-1] and "weights_only" in err[-1]

@@ -1,4 +1,4 @@
-"""Helpers shared by tests/methods (importable: conftest puts this folder on sys.path)."""
+"""Helpers shared by tests/methods: tiny CLIP, synthetic references, jobs, attention-layer probes."""
 
 from __future__ import annotations
 
