@@ -89,6 +89,7 @@ class Plan:
 def _config_record(suite: Suite, method: MethodSpec, params: dict, ps_name: str, prompt: PromptItem, seed: int) -> dict:
     return {
         "model": suite.model,
+        **({"vae": suite.vae} if suite.vae else {}),
         "sampler": {**suite.sampler.model_dump(), "guidance": suite.sampler_of(method).guidance},
         "method_name": method.name,
         "method_params": params,
@@ -201,6 +202,10 @@ def generate(
 
         if suite.model not in TINY_MODELS:
             resolve_model(suite.model)  # a missing model is reported before anything is written
+        if suite.vae:
+            from .models import resolve_vae
+
+            resolve_vae(suite.vae)
     prepare_run_dir(run, suite)
     run.clean_stale_temporaries()
     batches = the_plan.for_shard(shard)
@@ -212,7 +217,7 @@ def generate(
     if not todo:
         return summary
     if pipe is None:
-        pipe = load_pipeline(suite.model, device=device, precision=precision)
+        pipe = load_pipeline(suite.model, device=device, precision=precision, vae=suite.vae)
     set_scheduler(pipe, suite.sampler.scheduler)
     check_resolution(pipe, suite.sampler.height, suite.sampler.width)
 

@@ -82,6 +82,9 @@ class Suite(_Spec):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
     model: str
+    #: optional folder of a diffusers ``AutoencoderKL`` to use instead of the model's own VAE
+    #: (e.g. an fp16-safe SDXL VAE); absent from the canonical form when not set
+    vae: Optional[str] = None
     seed: int = 0
     images_per_prompt: int = Field(1, gt=0)
     batch_size: int = Field(8, gt=0)
@@ -116,7 +119,10 @@ class Suite(_Spec):
 
     # -- derived ------------------------------------------------------------------------------
     def canonical(self) -> dict:
-        return self.model_dump(mode="json")
+        data = self.model_dump(mode="json")
+        if data.get("vae") is None:
+            data.pop("vae", None)  # suites without the key keep their hash
+        return data
 
     @property
     def hash(self) -> str:
