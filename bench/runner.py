@@ -26,6 +26,7 @@ from . import __version__
 from .errors import UserError
 from .prompt_sets import load_prompt_set
 from .registry import METHODS, METRICS
+from .image_writer import ImageWriter
 from .store import RunDir, atomic_write_json, atomic_write_text
 from .suite import MethodSpec, Suite
 from .types import ImageJob, PromptItem
@@ -231,6 +232,7 @@ def generate(
         position=shard.rank,
         dynamic_ncols=True,
     )
+    writer = ImageWriter(run, png_bytes)  # PNG encoding and writing on a background thread
     try:
         for mspec, group in _by_method(todo):
             method = METHODS.get(mspec.name).build(mspec.params, where=mspec.label)
@@ -259,14 +261,16 @@ def generate(
                             "width": sampler.width,
                         }
                         summary.truncated_prompts += bool(out_img.meta.get("truncated_tokens"))
-                        run.write_image(job.key, png_bytes(out_img.image), meta)
+                        writer.submit(job.key, out_img.image, meta)
                         summary.written += 1
                         bar.update(1)
             finally:
                 method.teardown(pipe)
                 summary.method_seconds[mspec.label] = (summary.method_seconds.get(mspec.label, 0.0)
                                                        + time.perf_counter() - method_start)
+        writer.close()  # waits for the last writes; a write error is raised here
     finally:
+        writer.close(raise_error=False)  # after another error: still finish what was queued
         bar.close()
         summary.seconds = time.perf_counter() - start
     return summary
