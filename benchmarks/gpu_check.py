@@ -102,22 +102,24 @@ def build_full(kind: str, device: str):
     from t2ibench.tokenizer import clip_tokenizer
 
     torch.manual_seed(0)
-    with torch.device(device):
+    with torch.device(device):  # the weights are initialised on the device (fast); schedulers stay outside
         if kind == "sd":
-            return StableDiffusionPipeline(
-                vae=AutoencoderKL(**SD_VAE, sample_size=512, scaling_factor=0.18215),
-                text_encoder=CLIPTextModel(CLIPTextConfig(**CLIP_L)), tokenizer=clip_tokenizer(),
-                unet=UNet2DConditionModel(**SD15_UNET), scheduler=PNDMScheduler(**SD_SCHEDULER),
-                safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-            )
-        return StableDiffusionXLPipeline(
-            vae=AutoencoderKL(**SD_VAE, sample_size=1024, scaling_factor=0.13025, force_upcast=True),
-            text_encoder=CLIPTextModel(CLIPTextConfig(**CLIP_L)),
-            text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**CLIP_BIGG)),
-            tokenizer=clip_tokenizer(), tokenizer_2=clip_tokenizer(pad_token="!"),
-            unet=UNet2DConditionModel(**SDXL_UNET), scheduler=EulerDiscreteScheduler(**SDXL_SCHEDULER),
-            force_zeros_for_empty_prompt=True,
+            parts = dict(vae=AutoencoderKL(**SD_VAE, sample_size=512, scaling_factor=0.18215),
+                         text_encoder=CLIPTextModel(CLIPTextConfig(**CLIP_L)), unet=UNet2DConditionModel(**SD15_UNET))
+        else:
+            parts = dict(vae=AutoencoderKL(**SD_VAE, sample_size=1024, scaling_factor=0.13025, force_upcast=True),
+                         text_encoder=CLIPTextModel(CLIPTextConfig(**CLIP_L)),
+                         text_encoder_2=CLIPTextModelWithProjection(CLIPTextConfig(**CLIP_BIGG)),
+                         unet=UNet2DConditionModel(**SDXL_UNET))
+    if kind == "sd":
+        return StableDiffusionPipeline(
+            **parts, tokenizer=clip_tokenizer(), scheduler=PNDMScheduler(**SD_SCHEDULER),
+            safety_checker=None, feature_extractor=None, requires_safety_checker=False,
         )
+    return StableDiffusionXLPipeline(
+        **parts, tokenizer=clip_tokenizer(), tokenizer_2=clip_tokenizer(pad_token="!"),
+        scheduler=EulerDiscreteScheduler(**SDXL_SCHEDULER), force_zeros_for_empty_prompt=True,
+    )
 
 
 def save_model(kind: str, small: bool, device: str, root: Path) -> Path:
