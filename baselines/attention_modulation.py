@@ -95,11 +95,16 @@ class AttentionModulation(ControlledMethod):
                 for g in groups:
                     is_instance[r, g] = True
 
+            on_device: dict = {}
+
             def weights(call):
-                w = torch.ones(len(jobs), 77)
-                w[is_global] = g_curve(call.step, call.num_steps)
-                w[is_instance] = i_curve(call.step, call.num_steps)
-                return w
+                # masks moved to the layer's device once; the weights are made there each step
+                device = getattr(call, "device", None) or is_global.device
+                if device not in on_device:
+                    on_device[device] = (is_global.to(device), is_instance.to(device))
+                glob, inst = on_device[device]
+                w = torch.where(glob, g_curve(call.step, call.num_steps), 1.0)
+                return torch.where(inst, i_curve(call.step, call.num_steps), w)
 
             out.append(TokenReweight(weights, layers=self.reweight_layers))
         return out

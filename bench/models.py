@@ -6,7 +6,9 @@ runs; their images mean nothing), ``sdxl`` (stabilityai/stable-diffusion-xl-base
 any Hugging Face id already in the local cache, or any local diffusers pipeline directory.
 Nothing is downloaded: weights come from a directory, ``$T2IBENCH_MODELS/<name>``, or the
 Hugging Face cache (``HF_HUB_OFFLINE=1`` works). Dtype: fp16 on CUDA (bf16 on request), fp32 on
-CPU. SDXL's VAE overflows in fp16 (NaN images), so with fp16 it is kept in fp32.
+CPU; every module in that dtype. SDXL's VAE overflows in fp16 (NaN images): it is kept in fp16
+with ``config.force_upcast = True``, and the SDXL pipeline itself upcasts it to fp32 for the decode
+(diffusers' mechanism); or give an fp16-safe VAE folder (suite key ``vae``). See ``placement``.
 """
 
 from __future__ import annotations
@@ -125,27 +127,46 @@ def _dtype_keyword() -> str:
     return "dtype" if hasattr(deprecation_utils, "_resolve_dtype") else "torch_dtype"
 
 
-def load_pipeline(name: str, device: str | None = None, precision: str = "auto") -> Any:
-    """Load the pipeline for ``name`` from disk onto ``device`` (default: CUDA if present)."""
+def resolve_vae(directory: str) -> Path:
+    """A local diffusers ``AutoencoderKL`` folder (``config.json`` + weights); else a ``UserError``."""
+    path = Path(directory).expanduser()
+    if not (path / "config.json").is_file():
+        raise UserError(f"vae: {directory}: no config.json there; expected a folder of a diffusers AutoencoderKL saved with save_pretrained")
+    return path
+
+
+def load_pipeline(name: str, device: str | None = None, precision: str = "auto", vae: str | None = None) -> Any:
+    """Load the pipeline for ``name`` from disk onto ``device`` (default: CUDA if present).
+
+    ``vae``: an ``AutoencoderKL`` folder replacing the model's VAE (its own ``force_upcast`` is
+    kept: an fp16-safe VAE says false and decodes in fp16).
+    """
     import torch
-    from diffusers import DiffusionPipeline
+    from diffusers import AutoencoderKL, DiffusionPipeline
 
     device = device or default_device()
     dtype = default_dtype(device, precision)
+    extra: dict[str, Any] = {}
+    if vae:
+        extra["vae"] = AutoencoderKL.from_pretrained(str(resolve_vae(vae)), **{_dtype_keyword(): dtype}, local_files_only=True)
     if name in TINY_MODELS:
         from . import testing
 
-        pipe = getattr(testing, TINY_MODELS[name])(seed=0).to(device)
-        return pipe if dtype == torch.float32 else pipe.to(dtype=dtype)
-    ref = resolve_model(name)
-    pipe = DiffusionPipeline.from_pretrained(str(ref.path), **{_dtype_keyword(): dtype}, local_files_only=True)
-    if getattr(pipe, "safety_checker", None) is not None:
-        # The checker blanks images it flags; a benchmark scores what the model made.
-        pipe.safety_checker = None
-    if ref.family == "sdxl" and dtype == torch.float16:
-        pipe.vae.to(torch.float32)
+        pipe = getattr(testing, TINY_MODELS[name])(seed=0)
+        if vae:
+            pipe.vae = extra["vae"]
+        family = "sdxl" if name == "tiny-sdxl" else "sd"
+    else:
+        ref = resolve_model(name)
+        pipe = DiffusionPipeline.from_pretrained(str(ref.path), **{_dtype_keyword(): dtype}, **extra, local_files_only=True)
+        family = ref.family
+        if getattr(pipe, "safety_checker", None) is not None:
+            # The checker blanks images it flags; a benchmark scores what the model made.
+            pipe.safety_checker = None
+    pipe.to(device=device, dtype=dtype)
+    if family == "sdxl" and dtype == torch.float16 and not vae:
+        # the model's own SDXL VAE overflows in fp16: the pipeline upcasts it for the decode
         pipe.vae.register_to_config(force_upcast=True)
-    pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 

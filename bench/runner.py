@@ -28,6 +28,7 @@ from .errors import UserError
 from .prompt_sets import load_prompt_set
 from .registry import METHODS, METRICS
 from .fileio import atomic_write_json, atomic_write_text
+from .image_writer import ImageWriter
 from .store import RunDir
 from .suite import MethodSpec, Suite
 from .types import ImageJob, PromptItem
@@ -109,6 +110,7 @@ class Plan:
 def _config_record(suite: Suite, method: MethodSpec, params: dict, ps_name: str, prompt: PromptItem, seed: int) -> dict:
     return {
         "model": suite.model,
+        **({"vae": suite.vae} if suite.vae else {}),
         "sampler": {**suite.sampler.model_dump(), "guidance": suite.sampler_of(method).guidance},
         "method_name": method.name,
         "method_params": params,
@@ -254,6 +256,10 @@ def generate(
 
         if suite.model not in TINY_MODELS:
             resolve_model(suite.model)  # a missing model is reported before anything is written
+        if suite.vae:
+            from .models import resolve_vae
+
+            resolve_vae(suite.vae)
     created = not run.path.exists()
     run.ensure_writable()
     try:
@@ -269,7 +275,7 @@ def generate(
                 prepare_run_dir(run, suite)
             return summary
         if pipe is None:
-            pipe = load_pipeline(suite.model, device=device, precision=precision)
+            pipe = load_pipeline(suite.model, device=device, precision=precision, vae=suite.vae)
         set_scheduler(pipe, suite.sampler.scheduler)
         check_resolution(pipe, suite.sampler.height, suite.sampler.width)
     except BaseException:
@@ -294,6 +300,7 @@ def generate(
         position=shard.rank,
         dynamic_ncols=True,
     )
+    writer = ImageWriter(run, png_bytes)  # PNG encoding and writing on a background thread
     try:
         for mspec, group in _by_method(todo):
             method = METHODS.get(mspec.name).build(mspec.params, where=mspec.label)
@@ -323,14 +330,16 @@ def generate(
                             "torch_threads": summary.threads,
                         }
                         summary.truncated_prompts += bool(out_img.meta.get("truncated_tokens"))
-                        run.write_image(job.key, png_bytes(out_img.image), meta)
+                        writer.submit(job.key, out_img.image, meta)
                         summary.written += 1
                         bar.update(1)
             finally:
                 method.teardown(pipe)
                 summary.method_seconds[mspec.label] = (summary.method_seconds.get(mspec.label, 0.0)
                                                        + time.perf_counter() - method_start)
+        writer.close()  # waits for the last writes; a write error is raised here
     finally:
+        writer.close(raise_error=False)  # after another error: still finish what was queued
         bar.close()
         summary.seconds = time.perf_counter() - start
     return summary

@@ -122,6 +122,9 @@ class Suite(_Spec):
     name: str
     description: str = ""
     model: str
+    #: optional folder of a diffusers ``AutoencoderKL`` to use instead of the model's own VAE
+    #: (e.g. an fp16-safe SDXL VAE); absent from the canonical form when not set
+    vae: Optional[str] = None
     seed: int = 0
     images_per_prompt: int = Field(1, gt=0, le=MAX_IMAGES_PER_PROMPT)
     batch_size: int = Field(8, gt=0, le=MAX_BATCH)
@@ -158,7 +161,10 @@ class Suite(_Spec):
 
     # -- derived ------------------------------------------------------------------------------
     def canonical(self) -> dict:
-        return self.model_dump(mode="json")
+        data = self.model_dump(mode="json")
+        if data.get("vae") is None:
+            data.pop("vae", None)  # suites without the key keep their hash
+        return data
 
     @property
     def hash(self) -> str:

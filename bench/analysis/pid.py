@@ -278,17 +278,19 @@ def generate_latents(
 
 
 def decode_latents(pipe: Any, latents: torch.Tensor) -> Any:
-    vae = pipe.vae
-    with torch.no_grad():
+    from ..placement import upcast_vae
+
+    with torch.no_grad(), upcast_vae(pipe.vae) as vae:
         img = vae.decode(latents.to(vae.device, vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
     return pipe.image_processor.postprocess(img.float(), output_type="pil")[0]
 
 
 def encode_image(pipe: Any, image: Any) -> torch.Tensor:
     """VAE latents (posterior mean, scaled) of a PIL image at its own size."""
-    vae = pipe.vae
-    x = pipe.image_processor.preprocess(image).to(vae.device, vae.dtype)
-    with torch.no_grad():
+    from ..placement import upcast_vae
+
+    with torch.no_grad(), upcast_vae(pipe.vae) as vae:
+        x = pipe.image_processor.preprocess(image).to(vae.device, vae.dtype)
         lat = vae.encode(x).latent_dist.mean * vae.config.scaling_factor
     return lat.float().cpu()
 

@@ -47,11 +47,15 @@ class TokenReweight(AttentionControl):
         self._cache: tuple[Any, torch.Tensor | None] | None = None
 
     def logit_bias(self, call: LayerCall) -> torch.Tensor | None:
-        # the bias depends on the step at most: computed once per step, shared by the layers
-        key = (call.step, call.num_steps, call.n_key) if callable(self.weights) else call.n_key
+        # the bias depends on the step at most: computed once per step (on the layer's device),
+        # shared by the layers
+        key = (call.step, call.num_steps, call.n_key, call.device) if callable(self.weights) else (call.n_key, call.device)
         if self._cache is None or self._cache[0] != key:
             w = self.weights(call) if callable(self.weights) else self.weights
-            bias = None if w is None else torch.log(w[..., : call.n_key].clamp_min(0)).to(torch.float32)[:, None, None, :]
+            bias = None
+            if w is not None:
+                w = w.to(device=call.device) if call.device is not None else w
+                bias = torch.log(w[..., : call.n_key].clamp_min(0)).to(torch.float32)[:, None, None, :]
             self._cache = (key, bias)
         return self._cache[1]
 
@@ -92,11 +96,13 @@ class ObjectFocusMask(AttentionControl):
         super().__init__(layers, steps)
         self.groups = [[list(g) for g in row if len(g)] for row in groups]
         self.last_assignment: torch.Tensor | None = None
-        self._cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._cache: dict[tuple[int, Any], tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
-    def _tables(self, n_key: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(n_cond, G, T) membership and (n_cond, T) group id per token (−1: global)."""
-        if n_key not in self._cache:
+    def _tables(self, n_key: int, device: Any = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """On ``device``, built once: (n_cond, G, T) membership, (n_cond, T) group id per token
+        (−1: global), (n_cond, 1, G) "no such group" and (n_cond, 1, 1) "at least two groups"."""
+        key = (n_key, device)
+        if key not in self._cache:
             n_groups = max([len(r) for r in self.groups] + [1])
             member = torch.zeros(len(self.groups), n_groups, n_key)
             owner = torch.full((len(self.groups), n_key), -1, dtype=torch.long)
@@ -105,22 +111,23 @@ class ObjectFocusMask(AttentionControl):
                     toks = [t for t in toks if t < n_key]
                     member[r, g, toks] = 1.0
                     owner[r, toks] = g
-            self._cache[n_key] = (member, owner)
-        return self._cache[n_key]
+            counts = torch.tensor([len(r) for r in self.groups])
+            absent = (torch.arange(n_groups)[None, :] >= counts[:, None])[:, None, :]
+            several = (counts >= 2)[:, None, None]
+            self._cache[key] = tuple(t.to(device) for t in (member, owner, absent, several))
+        return self._cache[key]
 
     def edit_probs(self, call: LayerCall, probs: torch.Tensor) -> torch.Tensor:
         # zeroing then renormalising the softmax = adding −inf logits: one softmax, not two
-        member, owner = self._tables(call.n_key)
-        member, owner = member.to(probs.device), owner.to(probs.device)
+        member, owner, absent, several = self._tables(call.n_key, probs.device)
         if member.shape[0] != probs.shape[0]:
             raise ValueError(f"object mask has groups for {member.shape[0]} prompts, the batch has {probs.shape[0]}")
         mass = torch.einsum("bhnt,bgt->bng", probs, member.to(probs.dtype))  # head sum; argmax = head mean's
-        n_groups = torch.tensor([len(r) for r in self.groups], device=probs.device)
-        mass = mass.masked_fill(torch.arange(member.shape[1], device=probs.device)[None, None, :] >= n_groups[:, None, None], -1.0)
+        mass = mass.masked_fill(absent, -1.0)
         assign = mass.argmax(-1)  # (n, N)
         self.last_assignment = assign
         masked = (owner[:, None, :] >= 0) & (owner[:, None, :] != assign[:, :, None])
-        masked &= (n_groups >= 2)[:, None, None]
+        masked &= several
         probs = probs.masked_fill(masked[:, None, :, :], 0.0)
         return probs / probs.sum(-1, keepdim=True)
 

@@ -46,6 +46,8 @@ class LayerCall:
     n_key: int
     latent_hw: tuple[int, int] | None
     encoder_hidden_states: torch.Tensor | None
+    #: where the layer runs: controls build their tensors here (once, then cached)
+    device: torch.device | None = None
 
     @property
     def n_cond(self) -> int:
@@ -162,6 +164,7 @@ class ControlledAttnProcessor:
             layer=self.layer, step=self.controller.state.step, num_steps=self.controller.state.num_steps,
             batch=batch, cond=cond, heads=heads, n_query=n_query, n_key=n_key,
             latent_hw=self.controller.state.latent_hw, encoder_hidden_states=encoder_hidden_states,
+            device=query.device,
         )
         for control in active:
             states = control.value_states(call)
@@ -204,11 +207,8 @@ class ControlledAttnProcessor:
             out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=0.0, is_causal=False, scale=scale)
         else:
             out = query.new_empty((batch, heads, n_query, value.shape[-1]))
-            rows = torch.arange(batch, device=query.device)
-            cond_rows = rows[cond]
-            other = torch.ones(batch, dtype=torch.bool, device=query.device)
-            other[cond_rows] = False
-            if bool(other.any()):
+            # the other rows as slices (no boolean indexing: that would sync with the host)
+            for other in _complement(cond, batch):
                 m = None if attention_mask is None else attention_mask[other]
                 out[other] = F.scaled_dot_product_attention(query[other], key[other], value[other], attn_mask=m, scale=scale)
             # eager rows in float32 (softmax of fp16 logits loses the small probabilities)
@@ -234,6 +234,14 @@ class ControlledAttnProcessor:
         if attn.residual_connection:
             hidden_states = hidden_states + residual
         return hidden_states / attn.rescale_output_factor
+
+
+def _complement(rows: slice, batch: int) -> list[slice]:
+    """The rows of ``range(batch)`` outside the contiguous slice ``rows``, as non-empty slices."""
+    start, stop, step = rows.indices(batch)
+    if step != 1:
+        raise ValueError(f"conditional rows must be contiguous, got {rows}")
+    return [s for s in (slice(0, start), slice(max(start, stop), batch)) if s.stop > s.start]
 
 
 class AttentionController:

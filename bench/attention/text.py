@@ -49,10 +49,9 @@ def text_encoders(pipe: Any) -> dict[str, Any]:
 
 
 def execution_device(pipe: Any) -> torch.device:
-    try:
-        return pipe._execution_device
-    except AttributeError:
-        return pipe.unet.device
+    from ..placement import pipeline_device
+
+    return pipeline_device(pipe)
 
 
 @torch.no_grad()
@@ -106,6 +105,8 @@ def injected_tokens(
 
     Acts on a call only when its batch has ``len(positions)`` rows; a row is replaced only
     where its ids hold the placeholder at all its positions. Gradients flow into ``vectors``.
+    The vectors are moved once to the embedding table's device and dtype (wherever they were
+    loaded), and the placeholder check runs on the device without a host synchronisation.
     """
     handles = []
     try:
@@ -113,22 +114,21 @@ def injected_tokens(
             if name not in vectors:
                 continue
             emb = encoder if isinstance(encoder, torch.nn.Embedding) else encoder.get_input_embeddings()
-            vecs = vectors[name]
+            device, dtype = emb.weight.device, emb.weight.dtype
+            vecs = [v.to(device=device, dtype=dtype) for v in vectors[name]]
+            index = {r: torch.as_tensor(list(pos), dtype=torch.long, device=device) for r, pos in enumerate(positions) if len(pos)}
+            limit = {r: max(pos) for r, pos in enumerate(positions) if len(pos)}
 
-            def hook(module, args, output, vecs=vecs):
+            def hook(module, args, output, vecs=vecs, index=index, limit=limit):
                 ids = args[0] if args else None
                 if ids is None or ids.shape[0] != len(positions):
                     return output
-                out = output
-                for r, pos in enumerate(positions):
-                    if not len(pos):
+                out = output.clone()
+                for r, pos_t in index.items():
+                    if limit[r] >= ids.shape[1]:
                         continue
-                    pos_t = torch.as_tensor(list(pos), device=ids.device)
-                    if pos_t.max() >= ids.shape[1] or not bool((ids[r, pos_t] == placeholder).all()):
-                        continue
-                    if out is output:
-                        out = output.clone()
-                    out[r, pos_t] = vecs[r].to(out.dtype)
+                    match = (ids[r, pos_t] == placeholder).all()  # a 0-d device tensor: no sync
+                    out[r, pos_t] = torch.where(match, vecs[r].to(out.dtype), out[r, pos_t])
                 return out
 
             handles.append(emb.register_forward_hook(hook))

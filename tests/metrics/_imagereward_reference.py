@@ -51,23 +51,46 @@ def _fetch(root: Path) -> None:
         staging.rename(root)
 
 
-def reference_dir() -> Path | None:
+def reference_dir() -> Path:
+    """The unpacked package's ``ImageReward/`` folder; fetched once if absent.
+
+    Raises ``RuntimeError`` saying why it is not there (env folder lacks it, or the fetch failed
+    and with what error); the tests turn that into a skip that states the reason.
+    """
     root = Path(os.environ.get("T2IBENCH_IMAGEREWARD_REF", DEFAULT_REF))
     marker = root / "ImageReward" / "models" / "BLIP" / "med.py"
-    if not marker.is_file() and "T2IBENCH_IMAGEREWARD_REF" not in os.environ:
-        try:
-            root.parent.mkdir(parents=True, exist_ok=True)
-            _fetch(root)
-        except Exception:  # no registry reachable: the parity tests skip, saying why
-            return None
-    return root / "ImageReward" if marker.is_file() else None
+    if marker.is_file():
+        return root / "ImageReward"
+    if "T2IBENCH_IMAGEREWARD_REF" in os.environ:
+        raise RuntimeError(f"T2IBENCH_IMAGEREWARD_REF={root} holds no ImageReward/models/BLIP/med.py")
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        _fetch(root)
+    except Exception as exc:  # no registry reachable: the parity tests skip with this reason
+        detail = getattr(exc, "stderr", None) or b""
+        detail = detail.decode(errors="replace").strip().splitlines()[-1:] if isinstance(detail, bytes) else []
+        raise RuntimeError(
+            f"could not fetch image-reward==1.5 into {root} ({type(exc).__name__}: {exc}"
+            + (f"; pip: {detail[0]}" if detail else "") + ")"
+        ) from exc
+    if not marker.is_file():
+        raise RuntimeError(f"the image-reward 1.5 wheel unpacked into {root} lacks ImageReward/models/BLIP/med.py")
+    return root / "ImageReward"
+
+
+def reference_or_skip() -> Path:
+    """``reference_dir()``, or ``pytest.skip`` with the reason it is missing (shown by ``-ra``)."""
+    import pytest
+
+    try:
+        return reference_dir()
+    except RuntimeError as exc:
+        pytest.skip(f"image-reward 1.5 reference unavailable: {exc}")
 
 
 def load_reference(monkeypatch):
     """(med module, vit module, ImageReward module, blip_pretrain module) of the package."""
-    src = reference_dir()
-    if src is None:
-        return None
+    src = reference_or_skip()
     import transformers.modeling_utils as mu
     import transformers.pytorch_utils as pu
 

@@ -1,0 +1,67 @@
+"""Device and dtype policy: the pipeline decides where tensors live.
+
+Every tensor that a method, control, scorer or analysis creates for a pipeline call (token
+vectors, masks, logit biases, value states, reference features) is made on, or moved once to,
+the pipeline's execution device, in the dtype of the module that reads it (the UNet's for
+anything added to UNet activations, the text encoder's for token vectors; attention logits and
+probabilities are float32 by design). Two exceptions, both deliberate:
+
+- Noise comes from per-image **CPU** ``torch.Generator`` s (diffusers' ``randn_tensor`` draws
+  on the CPU and moves the latents to the device), so a seed gives the same initial latents on
+  every device: this is what lets a CPU reference be checked on CUDA.
+- The VAE: SDXL's VAE overflows in fp16. It stays in the pipeline's dtype with
+  ``config.force_upcast = True`` and the SDXL pipeline upcasts it to fp32 for the decode and
+  back afterwards (diffusers' own mechanism); a user-supplied fp16-safe VAE (suite key ``vae``)
+  keeps its own ``force_upcast`` (false for the fp16-fix VAEs) and decodes in fp16.
+  ``vae_decode_dtype`` tells code that decodes by hand which dtype to use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def pipeline_device(pipe: Any) -> torch.device:
+    """Where the pipeline runs its models (diffusers' ``_execution_device``; else the UNet's)."""
+    try:
+        return torch.device(pipe._execution_device)
+    except AttributeError:
+        return torch.device(pipe.unet.device)
+
+
+def pipeline_dtype(pipe: Any) -> torch.dtype:
+    """The UNet's dtype (what activations and embeddings fed to it are in)."""
+    return pipe.unet.dtype
+
+
+def module_placement(module: Any) -> tuple[torch.device, torch.dtype]:
+    """(device, dtype) of a module's first parameter (an ``nn.Embedding``, a text encoder, ...)."""
+    p = next(module.parameters())
+    return p.device, p.dtype
+
+
+def vae_decode_dtype(vae: Any) -> torch.dtype:
+    """The dtype latents should be decoded in: fp32 for an fp16 VAE that asks to be upcast."""
+    if vae.dtype == torch.float16 and bool(getattr(vae.config, "force_upcast", False)):
+        return torch.float32
+    return vae.dtype
+
+
+class upcast_vae:
+    """Context manager: the VAE in ``vae_decode_dtype`` for a hand-made encode/decode, then back."""
+
+    def __init__(self, vae: Any) -> None:
+        self.vae = vae
+        self.saved = vae.dtype
+
+    def __enter__(self) -> Any:
+        target = vae_decode_dtype(self.vae)
+        if target != self.saved:
+            self.vae.to(dtype=target)
+        return self.vae
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.vae.dtype != self.saved:
+            self.vae.to(dtype=self.saved)
