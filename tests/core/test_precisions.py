@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from .conftest import run_cli
+from _helpers.cli import run_cli
 
 METHODS = ["sd", "hard-prompt", "structured-diffusion", "iti-gen", "fairqueue", "attention-modulation"]
 FAIR = {

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import files_of, run_cli
+from _helpers.cli import files_of, run_cli
 
 SUITE = """\
 name: integ
