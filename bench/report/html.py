@@ -33,7 +33,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from ..results.table import format_value
+from ..results.schema import column_of, has_value
 
 REPORT_NAME = "report.html"
 THUMB_MAX = 192  # longest side of an inlined sample image, pixels
@@ -145,58 +145,72 @@ def _ci_bounds(ci: Any, value: float) -> tuple[float, float] | None:
     return None
 
 
+def _html_table(head: list[str], rows: list[list[str]], classes: list[list[str]] | None = None) -> str:
+    ths = "".join(f"<th>{h}</th>" for h in head)
+    body = []
+    for i, r in enumerate(rows):
+        cls = classes[i] if classes else ["num"] * (len(r) - 1)
+        tds = "".join(f'<td class="{c}">{_esc(x)}</td>' for x, c in zip(r[1:], cls))
+        body.append(f"<tr><th>{_esc(r[0])}</th>{tds}</tr>")
+    return f"<div class=\"scroll\"><table><tr>{ths}</tr>{''.join(body)}</table></div>"
+
+
 def results_table(agg: Mapping[str, Any] | None) -> str:
+    """The leaderboard's layout (bench.results.table): per prompt set a headline table with the
+    deltas against the reference method, then detail tables of at most 10 columns."""
+    from ..results import table as T
+
     if not agg:
         return '<p class="note">No aggregates: run <code>t2ibench score RUN</code> to fill the results table.</p>'
-    rows = [r for r in agg.get("rows", []) if isinstance(r, dict)]
-    parts = []
-    unavailable = {k: v for k, v in (agg.get("metrics") or {}).items() if isinstance(v, dict) and v.get("available") is False}
-    if not rows and not unavailable:
+    infos = {k: v for k, v in (agg.get("metrics") or {}).items() if isinstance(v, dict)}
+    unavailable = {k: v for k, v in infos.items() if v.get("available") is False}
+    entries = []
+    for r in agg.get("rows", []):
+        if isinstance(r, dict) and "method" in r:
+            e = {"suite": agg.get("suite", "?"), "model": agg.get("model"), "prompt_set": str(r.get("prompt_set", "?")),
+                 **r, "column": column_of(r)}
+            e.setdefault("metric_name", (infos.get(str(r.get("metric"))) or {}).get("name"))
+            entries.append(e)
+    if not entries and not unavailable:
         return '<p class="note">The aggregates file has no rows.</p>'
-    by_set: dict[str, list[dict]] = defaultdict(list)
-    for r in rows:
-        by_set[str(r.get("prompt_set", "?"))].append(r)
-    for pset, rs in sorted(by_set.items()):
-        columns = list(dict.fromkeys(str(r.get("column", r.get("metric", "?"))) for r in rs))
-        methods = list(dict.fromkeys(str(r.get("method", "?")) for r in rs))
-        cell: dict[tuple[str, str], dict] = {(str(r.get("method")), str(r.get("column", r.get("metric")))): r for r in rs}
-        best: dict[str, str] = {}
-        for c in columns:
-            vals = [(cell[(m, c)].get("value"), m) for m in methods if (m, c) in cell and isinstance(cell[(m, c)].get("value"), (int, float))]
-            if len(vals) > 1:
-                lower = any(cell[(m, c)].get("lower_is_better") for _, m in vals)
-                best[c] = (min(vals) if lower else max(vals))[1]
-        head = "".join(
-            f"<th>{_esc(c)}{' ↓' if any(cell.get((m, c), {}).get('lower_is_better') for m in methods) else ''}</th>"
-            for c in columns
-        )
-        body = []
-        for m in methods:
-            tds = []
-            for c in columns:
-                r = cell.get((m, c))
-                if r is None:
-                    tds.append('<td class="na"></td>')
-                elif r.get("available") is False or r.get("value") is None:
-                    reason = _esc(r.get("reason") or "no value")
-                    if str(r.get("metric")) in unavailable:  # the reason is listed once below the tables
-                        tds.append(f'<td class="na" title="{reason}">not available</td>')
-                    else:
-                        tds.append(f'<td class="na">not available: {reason}</td>')
-                else:
-                    ci = _ci_bounds(r.get("ci"), r["value"])
-                    txt = format_value(r["value"]) + (f" [{format_value(ci[0])}, {format_value(ci[1])}]" if ci else "")
-                    n = f' <span class="meta">(n={_esc(r.get("n"))})</span>' if r.get("n") is not None else ""
-                    cls = "num best" if best.get(c) == m else "num"
-                    tds.append(f'<td class="{cls}">{_esc(txt)}{n}</td>')
-            body.append(f"<tr><th>{_esc(m)}</th>{''.join(tds)}</tr>")
-        parts.append(f"<h3>prompt set: {_esc(pset)}</h3><div class=\"scroll\"><table><tr><th>method</th>{head}</tr>"
-                     f"{''.join(body)}</table></div>")
+    reference = agg.get("reference")
+    parts = []
+    for (_, pset), g in sorted(T._groups({"entries": entries}).items()):
+        parts.append(f"<h3>prompt set: {_esc(pset)}</h3>")
+        methods = g["methods"]
+        head = T.headline_columns(g)
+        if head:
+            order = ([reference] if reference in methods else []) + [m for m in methods if m != reference]
+            rows = [[m] + [T._headline_cell(g["cells"].get((m, c)), reference, m) for c in head] for m in order]
+            ref_txt = f"Δ against {_esc(reference)}" if reference in methods else "no reference method"
+            parts.append(f"<p class='meta'>Headline ({ref_txt}): value (Δ ✓ better / ✗ worse, 95 % paired interval excludes 0)</p>")
+            parts.append(_html_table(["method"] + [_esc(c) + T._arrow(g, c) for c in head], rows))
+        for label, cols in T._column_blocks(T._live_columns(g)):
+            for part in T._chunks(cols):
+                best: dict[str, str] = {}
+                for c in part:
+                    vals = [(g["cells"][(m, c)]["value"], m) for m in methods if (m, c) in g["cells"] and has_value(g["cells"][(m, c)])]
+                    if len(vals) > 1:
+                        lower = any(g["cells"][(m, c)].get("lower_is_better") for _, m in vals)
+                        best[c] = (min(vals) if lower else max(vals))[1]
+                rows, classes = [], []
+                for m in methods:
+                    cells = [T.cell(g["cells"].get((m, c)), n=True) for c in part]
+                    if any(cells):
+                        rows.append([m] + cells)
+                        classes.append(["na" if not x or x.startswith("not available") else
+                                        ("num best" if best.get(c) == m else "num") for x, c in zip(cells, part)])
+                strip = f"{label}." if label else ""
+                heads = ["method"] + [_esc(c[len(strip):] if strip and c.startswith(strip) else c) + T._arrow(g, c) for c in part]
+                if label:
+                    parts.append(f"<p class='meta'><b>{_esc(label)}</b></p>")
+                parts.append(_html_table(heads, rows, classes))
     if unavailable:
         items = "".join(f"<li><b>{_esc(k)}</b>: not available: {_esc(v.get('reason'))}</li>" for k, v in unavailable.items())
-        parts.append(f'<p class="note">Metrics that could not run:</p><ul class="note">{items}</ul>')
-    parts.append('<p class="meta">value [95 % interval]; n = images; ↓ lower is better; bold = best in column.</p>')
-    conv = {k: v.get("conventions") for k, v in (agg.get("metrics") or {}).items() if isinstance(v, dict) and v.get("conventions")}
+        parts.append(f'<p class="note">Metrics that could not run (not shown as columns):</p><ul class="note">{items}</ul>')
+    parts.append('<p class="meta">value [95 % interval] (n images) Δ difference from the reference method on the '
+                 'same prompts and seeds; ✓/✗ significantly better/worse; ↓ lower is better; bold = best in column.</p>')
+    conv = {k: v.get("conventions") for k, v in infos.items() if v.get("conventions")}
     if conv:
         items = "".join(f"<li><b>{_esc(k)}</b>: {_esc(json.dumps(v, sort_keys=True))}</li>" for k, v in conv.items())
         parts.append(f'<details><summary class="meta">metric conventions</summary><ul class="meta">{items}</ul></details>')

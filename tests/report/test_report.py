@@ -81,3 +81,22 @@ def test_guidance_sweeps_group_one_method_at_several_scales():
         {"name": "fairqueue"}, {"name": "fairqueue", "label": "fq-pq", "params": {"amplify": False}},
         {"name": "my_mod:M", "guidance": 3.0}]}
     assert guidance_sweeps(suite) == {"sd": {"sd": 5.0, "sd-w2": 2.0, "sd-w8": 8.0}}
+
+
+def test_results_follow_the_leaderboard_layout_with_deltas():
+    from t2ibench.report.html import results_table
+
+    def row(m, v, delta=None):
+        r = {"method": m, "prompt_set": "fair", "metric": "fd-ev", "metric_name": "fairness", "column": "fd-ev.fd:smiling",
+             "value": v, "n": 48, "ci": [0.0, v + 0.1], "lower_is_better": True, "available": True}
+        return {**r, "delta": delta} if delta else r
+
+    agg = {"suite": "s", "reference": "sd", "metrics": {"fd-ev": {"name": "fairness", "available": True},
+                                                         "ir": {"name": "image_reward", "available": False, "reason": "no weights"}},
+           "rows": [row("sd", 0.5), row("fq", 0.1, {"reference": "sd", "value": -0.4, "ci": [-0.5, -0.3], "n_pairs": 48,
+                                                     "resamples": 1000, "significant": True, "verdict": "better"}),
+                    {"method": "sd", "prompt_set": "fair", "metric": "ir", "column": "ir", "available": False, "value": None,
+                     "reason": "no weights"}]}
+    page = results_table(agg)
+    assert "Headline (Δ against sd)" in page and "0.1 (−0.4 ✓)" in page and "0.5 (ref.)" in page
+    assert page.count("no weights") == 1 and "<th>ir" not in page  # listed once, not a column
