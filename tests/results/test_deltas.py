@@ -60,3 +60,17 @@ def test_scoring_adds_deltas_against_sd(make_run):
     fid = rows[("other", "align", "t_fid")]
     assert fid["delta"]["value"] == pytest.approx(fid["value"] - rows[("sd", "align", "t_fid")]["value"])
     assert "delta" not in rows[("other", "align", "t_mean")]  # a scorer without column_samples: no delta
+
+
+def test_suite_reference_key():
+    from t2ibench.suite import Suite, resolve_suite
+
+    base = {"name": "s", "model": "tinyworld", "prompt_sets": [{"name": "a", "dataset": "prompts"}],
+            "methods": [{"name": "sd"}, {"name": "iti-gen"}]}
+    s = Suite.model_validate(base)
+    assert s.reference_method() == "sd" and "reference" not in s.canonical()  # old suites keep their hash
+    assert Suite.model_validate({**base, "reference": "iti-gen"}).reference_method() == "iti-gen"
+    assert Suite.model_validate({**base, "methods": [{"name": "iti-gen"}]}).reference_method() is None
+    with pytest.raises(Exception, match="reference 'nope' is not a method label"):
+        Suite.model_validate({**base, "reference": "nope"})
+    assert resolve_suite("tinyworld").reference_method() == "sd"
