@@ -153,14 +153,14 @@ def results_table(agg: Mapping[str, Any] | None) -> str:
     parts = []
     for (_, pset), g in sorted(T._groups({"entries": entries}).items()):
         parts.append(f"<h3>prompt set: {_esc(pset)}</h3>")
-        methods = g["methods"]
+        methods = ([reference] if reference in g["methods"] else []) + [m for m in g["methods"] if m != reference]
         head = T.headline_columns(g)
         if head:
             order = ([reference] if reference in methods else []) + [m for m in methods if m != reference]
             rows = [[m] + [T._headline_cell(g["cells"].get((m, c)), reference, m) for c in head] for m in order]
             ref_txt = f"Δ against {_esc(reference)}" if reference in methods else "no reference method"
             parts.append(f"<p class='meta'>Headline ({ref_txt}): value (Δ ✓ better / ✗ worse, 95 % paired interval excludes 0)</p>")
-            parts.append(_html_table(["method"] + [_esc(c) + T._arrow(g, c) for c in head], rows))
+            parts.append(_html_table(["method"] + [_esc(T.headline_label(c)) + T._arrow(g, c) for c in head], rows))
         for label, cols in T._column_blocks(T._live_columns(g)):
             for part in T._chunks(cols):
                 best: dict[str, str] = {}

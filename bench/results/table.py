@@ -108,7 +108,7 @@ def cell(entry: Mapping[str, Any] | None, *, accuracy: bool = True, n: bool = Tr
     if n:
         s += f" (n={entry.get('n')})"
     d = delta_of(entry)
-    if delta and d:
+    if delta and d and (d["value"] != 0 or d.get("verdict") != "same"):  # an exact 0 would only add noise
         s += f" Δ{format_delta(d)}"
     acc = entry.get("classifier_accuracy")
     if accuracy and acc is not None:
@@ -209,8 +209,14 @@ def _headline_cell(e: Mapping[str, Any] | None, reference: str | None, method: s
     return s
 
 
+def headline_label(column: str) -> str:
+    """A headline column's heading: ``fd:smiling (fd-evaluator)`` for ``fd-evaluator.fd:smiling``."""
+    label, _, tail = column.partition(".")
+    return f"{tail} ({label})" if tail else column
+
+
 def _headline_table(g: dict[str, Any], cols: list[str], methods: list[str], reference: str | None) -> list[str]:
-    lines = ["| method | " + " | ".join(_md_escape(c) + _arrow(g, c) for c in cols) + " |",
+    lines = ["| method | " + " | ".join(_md_escape(headline_label(c)) + _arrow(g, c) for c in cols) + " |",
              "|---|" + "---|" * len(cols)]
     order = ([reference] if reference in methods else []) + [m for m in methods if m != reference]
     for m in order:
@@ -278,7 +284,8 @@ def to_markdown(doc: dict[str, Any], pending: Iterable[str] = (), command: str |
             if s != suite:
                 continue
             lines += [f"### Prompt set `{pset}` (model `{g['model']}`)", ""]
-            main, ablation = _split_variants(g["methods"], variants)
+            methods = ([reference] if reference in g["methods"] else []) + [m for m in g["methods"] if m != reference]
+            main, ablation = _split_variants(methods, variants)
             head = headline_columns(g)
             if head:
                 ref_txt = f"Δ against `{reference}`" if reference in g["methods"] else "no reference method in this set"

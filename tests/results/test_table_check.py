@@ -181,7 +181,7 @@ def test_headline_table_shows_deltas_with_markers_and_tables_stay_narrow():
     md = to_markdown(doc)
     head = md.split("Headline")[1].split("\n\n")[1]
     rows = head.splitlines()
-    assert rows[0].startswith("| method | fid ↓ | fd-ev.fd:t0 ↓")
+    assert rows[0].startswith("| method | fid ↓ | fd:t0 (fd-ev) ↓")
     assert rows[2].startswith("| sd | 0.123 (ref.) |")  # the reference first, 3 significant digits
     assert "| good | 0.123 (−0.2 ✓) |" in head and "| bad | 0.123 (+0.2 ✗) |" in head
     assert "| meh | 0.123 (+0.01) |" in head  # interval contains 0: no marker
