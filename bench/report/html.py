@@ -131,9 +131,40 @@ def _html_table(head: list[str], rows: list[list[str]], classes: list[list[str]]
     return f"<div class=\"scroll\"><table><tr>{ths}</tr>{''.join(body)}</table></div>"
 
 
-def results_table(agg: Mapping[str, Any] | None) -> str:
+def _detail_table(g: Mapping[str, Any], part: list[str], methods: list[str], label: str) -> str:
+    from ..results import table as T
+
+    best: dict[str, str] = {}
+    for c in part:
+        vals = [(g["cells"][(m, c)]["value"], m) for m in methods if (m, c) in g["cells"] and has_value(g["cells"][(m, c)])]
+        if len(vals) > 1:
+            lower = any(g["cells"][(m, c)].get("lower_is_better") for _, m in vals)
+            best[c] = (min(vals) if lower else max(vals))[1]
+    rows, classes = [], []
+    for m in methods:
+        cells = [T.cell(g["cells"].get((m, c)), n=True) for c in part]
+        if any(cells):
+            rows.append([m] + cells)
+            classes.append(["na" if not x or x.startswith("not available") else
+                            ("num best" if best.get(c) == m else "num") for x, c in zip(cells, part)])
+    strip = f"{label}." if label else ""
+    heads = ["method"] + [_esc(c[len(strip):] if strip and c.startswith(strip) else c) + T._arrow(g, c) for c in part]
+    title = f"<p class='meta'><b>{_esc(label)}</b></p>" if label else ""
+    return title + _html_table(heads, rows, classes)
+
+
+def suite_variants(suite: Mapping[str, Any]) -> dict[str, str]:
+    """``{label: method name}`` of the suite's methods run under a label of their own (ablations)."""
+    specs = [m for m in suite.get("methods", []) or [] if isinstance(m, dict) and "name" in m]
+    labels = {str(m.get("label") or m["name"]) for m in specs}
+    return {str(m["label"]): str(m["name"]) for m in specs
+            if m.get("label") and m["label"] != m["name"] and m["name"] in labels}
+
+
+def results_table(agg: Mapping[str, Any] | None, variants: Mapping[str, str] | None = None) -> str:
     """The leaderboard's layout (bench.results.table): per prompt set a headline table with the
-    deltas against the reference method, then detail tables of at most 10 columns."""
+    deltas against the reference method, then detail tables of at most 10 columns, ablations and
+    variants (``variants``: ``{label: base method}``) in tables of their own."""
     from ..results import table as T
 
     if not agg:
@@ -161,26 +192,15 @@ def results_table(agg: Mapping[str, Any] | None) -> str:
             ref_txt = f"Δ against {_esc(reference)}" if reference in methods else "no reference method"
             parts.append(f"<p class='meta'>Headline ({ref_txt}): value (Δ ✓ better / ✗ worse, 95 % paired interval excludes 0)</p>")
             parts.append(_html_table(["method"] + [_esc(T.headline_label(c)) + T._arrow(g, c) for c in head], rows))
-        for label, cols in T._column_blocks(T._live_columns(g)):
-            for part in T._chunks(cols):
-                best: dict[str, str] = {}
-                for c in part:
-                    vals = [(g["cells"][(m, c)]["value"], m) for m in methods if (m, c) in g["cells"] and has_value(g["cells"][(m, c)])]
-                    if len(vals) > 1:
-                        lower = any(g["cells"][(m, c)].get("lower_is_better") for _, m in vals)
-                        best[c] = (min(vals) if lower else max(vals))[1]
-                rows, classes = [], []
-                for m in methods:
-                    cells = [T.cell(g["cells"].get((m, c)), n=True) for c in part]
-                    if any(cells):
-                        rows.append([m] + cells)
-                        classes.append(["na" if not x or x.startswith("not available") else
-                                        ("num best" if best.get(c) == m else "num") for x, c in zip(cells, part)])
-                strip = f"{label}." if label else ""
-                heads = ["method"] + [_esc(c[len(strip):] if strip and c.startswith(strip) else c) + T._arrow(g, c) for c in part]
-                if label:
-                    parts.append(f"<p class='meta'><b>{_esc(label)}</b></p>")
-                parts.append(_html_table(heads, rows, classes))
+        main, ablation = T._split_variants(methods, variants or {})
+        for title, subset in (("", main), ("Ablations and variants", ablation)):
+            if not subset:
+                continue
+            if title:
+                parts.append(f"<p class='meta'><b>{title}</b> (prompt set {_esc(pset)})</p>")
+            for label, cols in T._column_blocks(T._live_columns(g)):
+                for part in T._chunks(cols):
+                    parts.append(_detail_table(g, part, subset, label))
     if unavailable:
         items = "".join(f"<li><b>{_esc(k)}</b>: not available: {_esc(v.get('reason'))}</li>" for k, v in unavailable.items())
         parts.append(f'<p class="note">Metrics that could not run (not shown as columns):</p><ul class="note">{items}</ul>')
@@ -313,7 +333,7 @@ def render_report(
     dirs = [run / "analysis", *[Path(d) for d in analysis_dirs]]
     body = (
         header
-        + "<h2>Results</h2>" + results_table(agg)
+        + "<h2>Results</h2>" + results_table(agg, suite_variants(suite))
         + "<h2>Plots</h2>" + plots_html
         + "<h2>Samples</h2><p class='meta'>Each row: one prompt and image index, so the same seed across methods.</p>"
         + sample_grids(records, max_prompts, max_images, _method_order(suite))
