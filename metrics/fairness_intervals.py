@@ -21,9 +21,10 @@ tests/metrics/test_fairness_intervals.py; coverage ≥ 0.93 everywhere):
 1. Test inversion of the noncentral χ² (Steiger & Lind's RMSEA interval; scipy.stats.ncx2):
    λ_lo solves F(s₋; K−1, λ) = 0.975, λ_hi solves F(s₊; K−1, λ) = 0.025, where s± carry a
    half-count continuity correction (√s± = √s ± √(K/2n), half the smallest step of √X² when one
-   image changes category); a bound is 0 when even λ = 0 does not reach its level. Exact near
-   uniform, where it gives the lower bound 0 of a fair generator.
-2. Wald on the root scale, √λ̂ ± 1.96·sd, with the delta-method variance of the statistic under
+   image changes category); λ_lo is 0 when even λ = 0 does not reach its level, and s₊ is at
+   least the null's 5 % quantile, so a perfectly balanced sample keeps a positive upper bound.
+   Exact near uniform, where it gives the lower bound 0 of a fair generator.
+2. Wald on the root scale, √λ̂ ± 1.96·sd (only when λ̂ > 0), with the delta-method variance of the statistic under
    p̂ (linear term Var(∇s·p̂)/n plus the quadratic term's 2K²·tr(Σ²), Σ = diag p̂ − p̂p̂ᵀ, for X²;
    2(K−1) for G²): the noncentral χ² variance 2(K−1) + 4λ assumes p near u and is too small
    when one category dominates.
@@ -31,7 +32,8 @@ tests/metrics/test_fairness_intervals.py; coverage ≥ 0.93 everywhere):
    still explains the statistic within 1.96 of its own standard deviation (mean and variance
    evaluated at p_d, not at p̂): the Wald upper bound is too low when p̂ is less extreme than p.
 
-The interval always contains the estimate. Sources: Pearson (1900); Steiger & Lind (1980) and
+The upper bound is capped at the largest possible value (FD ≤ √(1 − 1/K), KL ≤ log K); the
+interval always contains the estimate. Sources: Pearson (1900); Steiger & Lind (1980) and
 Browne & Cudeck (1993) for the inverted noncentral χ² interval; Miller (1955) for the bias.
 """
 
@@ -125,12 +127,20 @@ def noncentrality_intervals(counts: np.ndarray, kind: Kind, level: float = 0.95)
         est = np.maximum(stat - (k - 1), 0.0)
     root, cc = np.sqrt(stat), np.sqrt(k / (2.0 * n))
     lo = _ncx2_bound(np.maximum(root - cc, 0.0) ** 2, k - 1, 1.0 - alpha)
-    hi = _ncx2_bound((root + cc) ** 2, k - 1, alpha)
+    # a sample more balanced than 95 % of exactly fair ones is read at the null's 5 % quantile: else
+    # the lower-tail test rejects even λ = 0 and a perfectly balanced sample would get [0, 0]
+    hi = _ncx2_bound(np.maximum((root + cc) ** 2, scipy.stats.chi2.ppf(2.0 * alpha, k - 1)), k - 1, alpha)
     _, var = _moments(p, n, kind)
-    sd_root = np.sqrt(np.maximum(var, 0.0) / (4.0 * np.maximum(stat, 1e-12)))
-    lo = np.minimum(lo, np.maximum(np.sqrt(est) - z * sd_root, 0.0) ** 2)
-    hi = np.maximum(hi, (np.sqrt(est) + z * sd_root) ** 2)
+    # the root-scale delta method degenerates as the statistic goes to 0 (Var √s ≈ Var s / 4s):
+    # used only above the null mean K - 1, where the noncentral χ² bounds are the weak ones
+    sd_root = np.sqrt(np.maximum(var, 0.0) / (4.0 * np.maximum(stat, k - 1.0)))
+    wald = est > 0
+    lo = np.where(wald, np.minimum(lo, np.maximum(np.sqrt(est) - z * sd_root, 0.0) ** 2), lo)
+    hi = np.where(wald, np.maximum(hi, (np.sqrt(est) + z * sd_root) ** 2), hi)
     hi = np.maximum(hi, _score_upper(p, n, stat, kind, z))
+    # λ cannot exceed its value at a one-category distribution: FD ≤ √(1 − 1/K), KL ≤ log K
+    lam_max = n * (k - 1.0) if kind == "fd" else 2.0 * n * np.log(k)
+    hi = np.minimum(hi, lam_max)
     lo, hi = np.minimum(lo, est), np.maximum(hi, est)
     return {"stat": stat[inverse], "estimate": est[inverse], "lo": lo[inverse], "hi": hi[inverse],
             "n": n[inverse]}

@@ -47,15 +47,17 @@ def test_coverage_at_least_093_everywhere():
                     # the interval always contains the reported estimate
                     assert (r["fd_lo"] <= r["fd"]).all() and (r["fd"] <= r["fd_hi"]).all()
                     assert (r["kl_lo"] <= r["kl"]).all() and (r["kl"] <= r["kl_hi"]).all()
+                    # never wider than the parameter space (an exactly balanced sample once got 2e5)
+                    assert (r["fd_hi"] <= np.sqrt(1 - 1 / k) + 1e-12).all() and (r["kl_hi"] <= np.log(k) + 1e-12).all()
     bad = [w for w in worst if w[0] < 0.93]
     assert not bad, f"under-covering cells (coverage, FD, K, n, shape, cov FD, cov KL): {bad}"
 
 
 def test_exactly_uniform_sample_reads_zero_with_zero_lower_bound():
-    counts = np.array([[24, 24], [12, 12, 12, 12], [100, 100, 100, 100]][0:1])
-    r = fd_kl_intervals(counts)
-    assert r["fd"][0] == 0 and r["fd_lo"][0] == 0 and r["fd_hi"][0] > 0
-    assert r["kl"][0] == 0 and r["kl_lo"][0] == 0 and r["kl_hi"][0] > 0
+    for counts in ([8, 8], [24, 24], [12, 12, 12, 12], [100] * 4, [30] * 9):
+        r = fd_kl_intervals(np.array([counts]))
+        assert r["fd"][0] == 0 and r["fd_lo"][0] == 0 and 0 < r["fd_hi"][0] < 0.6
+        assert r["kl"][0] == 0 and r["kl_lo"][0] == 0 and 0 < r["kl_hi"][0] < 0.6
 
 
 def test_estimates_against_scipy_and_bias():
