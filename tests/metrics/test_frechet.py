@@ -131,7 +131,17 @@ def test_fid_preprocessing_labels_match_what_the_code_does():
     """The labels name the implementation each mode reproduces: "clean" keeps clean-fid's floats
     (no uint8 rounding, bicubic overshoot kept); "pytorch-fid" is pytorch-fid's bilinear resize,
     which is far from torchmetrics' (torch-fidelity's TF1-style resize of uint8 input)."""
-    from torchmetrics.image.fid import interpolate_bilinear_2d_like_tensorflow1x
+    def tf1_bilinear(a: np.ndarray, out: int) -> np.ndarray:
+        """TF1's legacy bilinear resize (align_corners=False, no half-pixel offset: source = dest * in/out),
+        which torch-fidelity's Inception (torchmetrics' FID) applies to uint8 input."""
+        size = a.shape[0]
+        src = np.arange(out) * (size / out)
+        i0 = np.floor(src).astype(int)
+        i1 = np.minimum(i0 + 1, size - 1)
+        w = (src - i0)[:, None, None]
+        rows = a[i0] * (1 - w) + a[i1] * w
+        w = (src - i0)[None, :, None]
+        return rows[:, i0] * (1 - w) + rows[:, i1] * w
 
     rng = np.random.default_rng(3)
     img = Image.fromarray((rng.integers(0, 2, (24, 24, 3)) * 255).astype(np.uint8))  # hard edges: overshoot
@@ -139,10 +149,16 @@ def test_fid_preprocessing_labels_match_what_the_code_does():
     assert not torch.allclose(clean, clean.round(), atol=1e-3)  # not quantised
     assert float(clean.min()) < 0 or float(clean.max()) > 255  # not clamped
     assert "not clamped or quantised" in Preprocess(61, "clean").describe()
-    x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)[None].float()
-    legacy = Preprocess(61, "pytorch-fid")([img]) * 255
-    tm = interpolate_bilinear_2d_like_tensorflow1x(x, size=(61, 61), align_corners=False)
-    assert float((legacy - tm).abs().mean()) > 5  # tens of grey levels apart on edges
+    legacy = (Preprocess(61, "pytorch-fid")([img]) * 255)[0].permute(1, 2, 0).numpy()
+    tm = tf1_bilinear(np.asarray(img).astype(np.float64), 61)
+    assert float(np.abs(legacy - tm).mean()) > 5  # tens of grey levels apart on edges
+    try:  # the same with torchmetrics' own function, where torch-fidelity is installed
+        from torchmetrics.image.fid import interpolate_bilinear_2d_like_tensorflow1x as tm_resize
+    except ImportError:
+        tm_resize = None
+    if tm_resize is not None:
+        x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)[None].float()
+        assert np.allclose(tm_resize(x, size=(61, 61), align_corners=False)[0].permute(1, 2, 0).numpy(), tm, atol=1e-3)
     label = Preprocess(61, "pytorch-fid").describe()
     assert "pytorch-fid" in label and "legacy_pytorch" in label and "not torchmetrics" in label
 
