@@ -217,7 +217,8 @@ class FairnessScorer(Scorer):
     params: ``classifier`` ("clip" | "tinyworld-evaluator" | "module:callable" returning a
     classifier with ``predict(images, prompt_meta) -> (B, K)`` and ``name``), ``backend``/``model``/
     ``pretrained`` for CLIP, ``references`` ("module:callable(tsa=, categories=, **reference_params)"
-    → (images, labels)) for classifier accuracy, ``bootstrap`` (resamples, default 1000).
+    → (images, labels)) for classifier accuracy, ``bootstrap`` (resamples of the paired deltas against
+    the reference method, default 1000; the FD/KL intervals are analytic).
     Columns: ``fd:<tsa>``, ``kl:<tsa>``.
     """
 
@@ -241,6 +242,7 @@ class FairnessScorer(Scorer):
         self.references = references
         self.reference_params = dict(reference_params or {})
         self.bootstrap = bootstrap
+        self.paired_resamples = bootstrap
         self.batch_size = batch_size
         self._classifier = _classifier
         self._accuracy: dict[str, float] = {}
