@@ -132,6 +132,7 @@ class Suite(_Spec):
     prompt_sets: list[PromptSetSpec] = Field(min_length=1)
     methods: list[MethodSpec] = Field(min_length=1)
     metrics: list[MetricSpec] = Field(default_factory=list)
+    reference: Optional[str] = None  # the method deltas are taken against; None: "sd" when the suite has it
 
     _name = field_validator("name")(classmethod(lambda cls, v: check_name(v)))
 
@@ -159,12 +160,26 @@ class Suite(_Spec):
                         )
         return self
 
+    @model_validator(mode="after")
+    def _known_reference(self) -> "Suite":
+        if self.reference is not None and self.reference not in {m.label for m in self.methods}:
+            raise ValueError(f"reference {self.reference!r} is not a method label of this suite "
+                             f"(expected one of {[m.label for m in self.methods]})")
+        return self
+
     # -- derived ------------------------------------------------------------------------------
     def canonical(self) -> dict:
         data = self.model_dump(mode="json")
-        if data.get("vae") is None:
-            data.pop("vae", None)  # suites without the key keep their hash
+        for optional in ("vae", "reference"):
+            if data.get(optional) is None:
+                data.pop(optional, None)  # suites without the key keep the hash they had before it existed
         return data
+
+    def reference_method(self) -> str | None:
+        """The method label deltas are taken against: ``reference``, else ``sd`` if the suite runs it."""
+        if self.reference is not None:
+            return self.reference
+        return "sd" if any(m.label == "sd" for m in self.methods) else None
 
     @property
     def hash(self) -> str:

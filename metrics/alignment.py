@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torchmetrics import Metric
 
-from t2ibench.metrics.common import Scorer, mean_ci
+from t2ibench.metrics.common import ColumnSample, Scorer, mean_ci, mean_sample
 
 
 def alignment_accuracy(correct: Sequence[float], categories: Sequence[str]) -> dict[str, float]:
@@ -134,4 +134,19 @@ class AlignmentScorer(Scorer):
                 checks[name].append(float(ok))
         for name, vals in sorted(checks.items()):
             out[f"check:{name}"] = {**mean_ci(vals, n_boot=self.bootstrap), "lower_is_better": False}
+        return out
+
+    def column_samples(self, values, metas) -> dict[str, ColumnSample]:
+        by: dict[str, list[int]] = defaultdict(list)
+        for i, m in enumerate(metas):
+            by[_category(m)].append(i)
+        correct = [v["correct"] for v in values]
+        out = {f"accuracy:{c}": mean_sample(idx, [correct[i] for i in idx]) for c, idx in sorted(by.items())}
+        out["accuracy:all"] = mean_sample(range(len(values)), correct)
+        checks: dict[str, list[int]] = defaultdict(list)
+        for i, v in enumerate(values):
+            for name in v.get("checks") or {}:
+                checks[name].append(i)
+        for name, idx in sorted(checks.items()):
+            out[f"check:{name}"] = mean_sample(idx, [float(values[i]["checks"][name]) for i in idx])
         return out

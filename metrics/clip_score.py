@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torchmetrics import Metric
 
-from t2ibench.metrics.common import NotAvailable, Scorer, mean_ci, prompt_of, tokenize_truncating, unwrap_features
+from t2ibench.metrics.common import ColumnSample, NotAvailable, Scorer, mean_ci, mean_sample, prompt_of, tokenize_truncating, unwrap_features
 
 DEFAULT_MODEL = "openai/clip-vit-large-patch14"
 
@@ -256,3 +256,9 @@ class CLIPScoreScorer(Scorer):
         entry["n_truncated"] = int(sum(v["truncated"] for v in values))
         entry["lower_is_better"] = False
         return {self.name: entry}
+
+    def column_samples(self, values, metas) -> dict[str, ColumnSample]:
+        s = np.array([v["score"] for v in values], dtype=np.float64)
+        if self.clamp == "per-image":
+            return {self.name: mean_sample(range(len(s)), np.clip(s, 0, None))}
+        return {self.name: mean_sample(range(len(s)), s, floor=0.0)}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
@@ -86,6 +87,30 @@ def mean_ci(values: Sequence[float], *, n_boot: int = 1000, seed: int = 0) -> di
     return {"value": float(arr.mean()), "n": int(arr.size), "ci": [lo, hi] if arr.size > 1 else None}
 
 
+@dataclass(frozen=True)
+class ColumnSample:
+    """One aggregate column's per-image sample, for paired resampling against a reference method.
+
+    ``items``: (m,) indices into the values the scorer aggregated (the images the column uses);
+    ``stat``: positions (B, m') into ``items`` → the column's statistic on each of the B
+    resamples, (B,) float64 (the same statistic as the column's ``value``).
+    """
+
+    items: np.ndarray
+    stat: Callable[[np.ndarray], np.ndarray]
+
+
+def mean_sample(items: Sequence[int], x: Sequence[float], floor: float | None = None) -> ColumnSample:
+    """A column that is the mean of per-image values ``x`` (optionally clamped below at ``floor``)."""
+    arr = np.asarray(x, dtype=np.float64)
+
+    def stat(pos: np.ndarray) -> np.ndarray:
+        m = arr[pos].mean(axis=-1)
+        return m if floor is None else np.maximum(m, floor)
+
+    return ColumnSample(np.asarray(items, dtype=np.int64), stat)
+
+
 class Scorer:
     """What the scoring driver needs from a metric.
 
@@ -99,12 +124,15 @@ class Scorer:
     - ``aggregate(values, metas)``: ``{column: entry}``; an entry has ``value``, ``n``, ``ci``
       (95 % interval or None), ``lower_is_better`` and optional extras (accuracy, notes).
     - ``conventions()``: what a reader must know to compare the number (network, resize, ...).
+    - ``column_samples(values, metas)``: ``{column: ColumnSample}`` for paired deltas against
+      the suite's reference method (optional; a scorer without it gets no deltas).
     """
 
     name: ClassVar[str] = ""
     value_kind: ClassVar[str] = "json"
     lower_is_better: ClassVar[bool] = False
     batch_size: int = 16
+    paired_resamples: int = 1000  # resamples of the paired deltas (bench.results.deltas)
 
     def config(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -127,6 +155,9 @@ class Scorer:
 
     def aggregate(self, values: list[Any], metas: list[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
         raise NotImplementedError
+
+    def column_samples(self, values: list[Any], metas: list[Mapping[str, Any]]) -> dict[str, ColumnSample]:
+        return {}
 
 
 def tokenize_truncating(tokenizer, texts, context_length: int) -> tuple[dict[str, torch.Tensor], list[bool]]:

@@ -4,8 +4,11 @@ p̂ = share of argmax predictions per category (K categories, u = uniform 1/K):
 
 - FD = ‖p̂ − u‖₂ (FairQueue / CLEAM convention), 0 = balanced, max √(1 − 1/K).
 - KL = KL(p̂ ‖ u) in nats (``scipy.stats.entropy(p̂, u)``, ITI-GEN's convention).
-- Each with a 95 % percentile-bootstrap interval over the generated images (resampling the
-  predictions, 1000 resamples, fixed seed).
+- Reported: the bias-corrected estimates with 95 % intervals that cover also at a uniform
+  distribution (t2ibench.metrics.fairness_intervals: unbiased FD², Miller-Madow KL, inverted
+  noncentral χ² ∪ delta-method ∪ score bound); the plug-in values ride along (``fd_plugin``,
+  ``kl_plugin``: the papers' numbers, biased upward by about √((K−1)/(Kn))). A percentile
+  bootstrap of the plug-in under-covers near uniform (0 % at exactly uniform).
 - Classifiers: CLIP zero-shot with the prompt set's class prompts, probabilities =
   softmax(logit_scale · cos) (CLIP's learned logit scale applied; without it the probabilities
   flatten); or any trained classifier module (tinyworld's evaluator). When labelled references
@@ -23,7 +26,8 @@ import scipy.stats
 import torch
 from torchmetrics import Metric
 
-from t2ibench.metrics.common import NotAvailable, Scorer, bootstrap_ci, config_hash
+from t2ibench.metrics.common import ColumnSample, NotAvailable, Scorer, config_hash
+from t2ibench.metrics.fairness_intervals import corrected_fd, corrected_kl, fd_kl_intervals
 
 # --------------------------------------------------------------------------------------------
 # Functional forms
@@ -77,22 +81,32 @@ def kl_per_row(p: np.ndarray) -> np.ndarray:
     return terms.sum(axis=1)
 
 
-def fairness_report(preds: Sequence[int], num_classes: int, *, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """FD and KL with 95 % bootstrap intervals (the same resamples for both), and p̂."""
+def fairness_report(preds: Sequence[int], num_classes: int) -> dict[str, Any]:
+    """Bias-corrected FD and KL with their 95 % intervals (t2ibench.metrics.fairness_intervals),
+    the plug-in values (``fd_plugin``, ``kl_plugin``) and p̂."""
     preds = np.asarray(preds, dtype=np.int64)
     p = category_shares(preds, num_classes)
-    fd_ci = bootstrap_ci(preds, lambda r: fd_per_row(shares_per_row(r, num_classes)), n_boot=n_boot, seed=seed,
-                         vectorized=True)
-    kl_ci = bootstrap_ci(preds, lambda r: kl_per_row(shares_per_row(r, num_classes)), n_boot=n_boot, seed=seed,
-                         vectorized=True)
+    counts = np.bincount(preds, minlength=num_classes)[None]
+    if preds.size < 2:
+        return {"fd": fd_from_shares(p), "fd_ci": None, "kl": kl_from_shares(p), "kl_ci": None,
+                "fd_plugin": fd_from_shares(p), "kl_plugin": kl_from_shares(p), "shares": p.tolist(), "n": int(preds.size)}
+    r = fd_kl_intervals(counts)
     return {
-        "fd": fd_from_shares(p),
-        "fd_ci": list(fd_ci),
-        "kl": kl_from_shares(p),
-        "kl_ci": list(kl_ci),
+        "fd": float(r["fd"][0]),
+        "fd_ci": [float(r["fd_lo"][0]), float(r["fd_hi"][0])],
+        "kl": float(r["kl"][0]),
+        "kl_ci": [float(r["kl_lo"][0]), float(r["kl_hi"][0])],
+        "fd_plugin": fd_from_shares(p),
+        "kl_plugin": kl_from_shares(p),
         "shares": p.tolist(),
         "n": int(preds.size),
     }
+
+
+def resampled_fd_kl(preds: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bias-corrected FD and KL of every row of class indices (B, n), vectorised (for paired resampling)."""
+    counts = np.stack([(np.asarray(preds) == k).sum(axis=-1) for k in range(num_classes)], axis=-1)
+    return corrected_fd(counts), corrected_kl(counts)
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,7 +217,8 @@ class FairnessScorer(Scorer):
     params: ``classifier`` ("clip" | "tinyworld-evaluator" | "module:callable" returning a
     classifier with ``predict(images, prompt_meta) -> (B, K)`` and ``name``), ``backend``/``model``/
     ``pretrained`` for CLIP, ``references`` ("module:callable(tsa=, categories=, **reference_params)"
-    → (images, labels)) for classifier accuracy, ``bootstrap`` (resamples, default 1000).
+    → (images, labels)) for classifier accuracy, ``bootstrap`` (resamples of the paired deltas against
+    the reference method, default 1000; the FD/KL intervals are analytic).
     Columns: ``fd:<tsa>``, ``kl:<tsa>``.
     """
 
@@ -227,6 +242,7 @@ class FairnessScorer(Scorer):
         self.references = references
         self.reference_params = dict(reference_params or {})
         self.bootstrap = bootstrap
+        self.paired_resamples = bootstrap
         self.batch_size = batch_size
         self._classifier = _classifier
         self._accuracy: dict[str, float] = {}
@@ -262,7 +278,11 @@ class FairnessScorer(Scorer):
             "classifier": self.classifier.name,
             "FD": "||p_hat - uniform||_2 over argmax predictions",
             "KL": "KL(p_hat || uniform), nats",
-            "interval": f"95% bootstrap ({self.bootstrap})",
+            "estimate": "bias-corrected: FD = sqrt(max(0, FD_plugin^2 - (1 - sum p_hat^2)/(n-1))) (unbiased FD^2), "
+                        "KL = max(0, KL_plugin - (K-1)/(2n)) (Miller-Madow); plug-in values in the json/csv",
+            "interval": "95%: inverted noncentral chi-square of Pearson X^2 = nK FD^2 / LR G^2 = 2n KL (Steiger-Lind, "
+                        "half-count continuity correction) united with a delta-method and a score bound "
+                        "(t2ibench.metrics.fairness_intervals; coverage >= 0.93 by simulation)",
         }
 
     def applies(self, meta: Mapping[str, Any]) -> bool:
@@ -307,9 +327,27 @@ class FairnessScorer(Scorer):
         for tsa, preds in sorted(by_tsa.items()):
             pm = meta_of[tsa]
             k = len(pm["categories"])
-            rep = fairness_report(preds, k, n_boot=self.bootstrap)
+            rep = fairness_report(preds, k)
             acc = self.reference_accuracy(pm)
             extra = {"shares": dict(zip(pm["categories"], rep["shares"])), "classifier_accuracy": acc}
-            out[f"fd:{tsa}"] = {"value": rep["fd"], "n": rep["n"], "ci": rep["fd_ci"], "lower_is_better": True, **extra}
-            out[f"kl:{tsa}"] = {"value": rep["kl"], "n": rep["n"], "ci": rep["kl_ci"], "lower_is_better": True, **extra}
+            out[f"fd:{tsa}"] = {"value": rep["fd"], "n": rep["n"], "ci": rep["fd_ci"], "plugin": rep["fd_plugin"],
+                                "lower_is_better": True, **extra}
+            out[f"kl:{tsa}"] = {"value": rep["kl"], "n": rep["n"], "ci": rep["kl_ci"], "plugin": rep["kl_plugin"],
+                                "lower_is_better": True, **extra}
+        return out
+
+    def column_samples(self, values, metas) -> dict[str, ColumnSample]:
+        by_tsa: dict[str, list[int]] = defaultdict(list)
+        k_of: dict[str, int] = {}
+        for i, m in enumerate(metas):
+            pm = _fairness_meta(m)
+            tsa = str(pm.get("tsa") or m.get("prompt_id"))
+            by_tsa[tsa].append(i)
+            k_of[tsa] = len(pm["categories"])
+        out: dict[str, ColumnSample] = {}
+        for tsa, idx in sorted(by_tsa.items()):
+            preds = np.array([int(values[i]["pred"]) for i in idx], dtype=np.int64)
+            k = k_of[tsa]
+            out[f"fd:{tsa}"] = ColumnSample(np.asarray(idx), lambda pos, p=preds, k=k: resampled_fd_kl(p[pos], k)[0])
+            out[f"kl:{tsa}"] = ColumnSample(np.asarray(idx), lambda pos, p=preds, k=k: resampled_fd_kl(p[pos], k)[1])
         return out

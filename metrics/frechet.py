@@ -12,8 +12,12 @@ Conventions (all recorded with every number):
   dims). ``"scipy"``: pytorch-fid's scipy.linalg.sqrtm with an eps·I offset when the result is
   not finite. ``"torchmetrics"``: torchmetrics' eigvals of Σ₁Σ₂.
 - Preprocessing (:class:`Preprocess`): centre-crop to a square, then resize to ``size`` with
-  ``"clean"`` (clean-fid: PIL bicubic per channel in float mode) or ``"pytorch-fid"``
-  (torch bilinear, align_corners=False, no antialias, as pytorch-fid/torchmetrics' legacy path).
+  ``"clean"`` (clean-fid's ``clean`` mode: PIL bicubic per channel in float mode, kept as floats:
+  neither clamped nor quantised) or ``"pytorch-fid"`` (torch bilinear, align_corners=False, no
+  antialias: pytorch-fid's resize and clean-fid's ``legacy_pytorch``; *not* torchmetrics, whose
+  torch-fidelity Inception resizes uint8 input TF1-style). The torch-fidelity Inception only takes
+  uint8, so with it the resized floats are quantised (the one remaining difference from clean-fid,
+  stated in the conventions); the other networks get the floats.
 - Network: Inception-v3 pool3 (2048-d, torch-fidelity weights) only when its weights are on
   local disk; otherwise any ``nn.Module`` (e.g. tinyworld's tiny CLIP image features). The
   network's name is part of every report and of the reference-statistics cache key.
@@ -34,7 +38,7 @@ import torch
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance, _compute_fid
 
-from t2ibench.metrics.common import CLIP_MEAN, CLIP_STD, NotAvailable, Scorer, config_hash, unwrap_features
+from t2ibench.metrics.common import CLIP_MEAN, CLIP_STD, ColumnSample, NotAvailable, Scorer, config_hash, unwrap_features
 
 # --------------------------------------------------------------------------------------------
 # The distance
@@ -104,14 +108,17 @@ def stats_from_sums(total: Any, outer: Any, n: int) -> tuple[np.ndarray, np.ndar
 class Preprocess:
     """Centre-crop to a square, resize to ``size``×``size``; output float32 (B, 3, S, S) in [0, 1].
 
-    resize: ``"clean"`` = clean-fid's PIL bicubic on each channel in float mode ("F");
-    ``"pytorch-fid"`` = torch bilinear, align_corners=False, no antialias (pytorch-fid and
-    torchmetrics' legacy resize, applied to the 0-255 image).
+    resize: ``"clean"`` = clean-fid's ``clean`` mode: PIL bicubic on each channel in float mode
+    ("F"), not quantised and not clamped (bicubic may overshoot [0, 1] slightly, as in clean-fid);
+    ``"pytorch-fid"`` = torch bilinear, align_corners=False, no antialias, applied to the 0-255
+    image (pytorch-fid's resize; clean-fid's ``legacy_pytorch``). ``clamp``: clamp the clean
+    resize to [0, 255] (the behaviour before t2ibench 0.x; off to match clean-fid).
     """
 
     size: int = 299
     resize: str = "clean"
     crop: bool = True
+    clamp: bool = False
 
     def __post_init__(self) -> None:
         if self.resize not in ("clean", "pytorch-fid"):
@@ -119,7 +126,10 @@ class Preprocess:
 
     def describe(self) -> str:
         crop = "centre-crop, " if self.crop else ""
-        kind = "PIL bicubic (clean-fid 'clean')" if self.resize == "clean" else "bilinear (pytorch-fid/torchmetrics)"
+        if self.resize == "clean":
+            kind = "PIL bicubic in float, " + ("clamped to [0, 255]" if self.clamp else "not clamped or quantised") + " (clean-fid 'clean')"
+        else:
+            kind = "torch bilinear, no antialias (pytorch-fid; clean-fid 'legacy_pytorch'; not torchmetrics)"
         return f"{crop}resize to {self.size}x{self.size} {kind}"
 
     def _crop(self, image):
@@ -152,7 +162,7 @@ class Preprocess:
                     arr_f = np.stack(chans, axis=2)
                 else:
                     arr_f = arr.astype(np.float32)
-                t = torch.from_numpy(np.clip(arr_f, 0, 255)).permute(2, 0, 1)
+                t = torch.from_numpy(np.clip(arr_f, 0, 255) if self.clamp else arr_f).permute(2, 0, 1)
             else:
                 t = torch.from_numpy(arr.copy()).permute(2, 0, 1).float()
                 if image.size != (self.size, self.size):
@@ -207,11 +217,13 @@ def inception_weights_path() -> Path | None:
 class InceptionFeatures(nn.Module):
     """Inception-v3 pool3 features (2048-d) via torchmetrics/torch-fidelity, from local weights only.
 
-    Input: float (B, 3, 299, 299) in [0, 1] (already preprocessed); it is rounded to uint8 as
-    torch-fidelity expects. Raises :class:`NotAvailable` when torch-fidelity or weights are missing.
+    Input: float (B, 3, 299, 299) in [0, 1] (already preprocessed); it is rounded to uint8 because
+    torch-fidelity's network accepts only uint8 (clean-fid feeds its Inception floats: ``quantizes``).
+    Raises :class:`NotAvailable` when torch-fidelity or weights are missing.
     """
 
     num_features = 2048
+    quantizes = True
     name = "inception-v3 (torch-fidelity FID weights, pool3 2048-d)"
 
     def __init__(self) -> None:
@@ -433,6 +445,7 @@ class FIDScorer(Scorer):
     name = "fid"
     value_kind = "array"
     lower_is_better = True
+    paired_resamples = 100  # one eigendecomposition per resample
 
     def __init__(
         self,
@@ -483,13 +496,23 @@ class FIDScorer(Scorer):
     def conventions(self) -> dict[str, Any]:
         return {
             "network": self.network_name(),
-            "preprocess": self.preprocess.describe(),
+            "preprocess": self.preprocess.describe()
+                          + ("; quantised to uint8 for the network (clean-fid keeps floats)" if getattr(self.network, "quantizes", False) else ""),
+            "variant": self.variant(),
             "statistics": "float64 sums, unbiased covariance",
             "sqrtm": self.sqrtm,
             "reference": str(self.reference) + (f" {self.reference_params}" if self.reference_params else ""),
             "interval": "95% basic bootstrap over generated images (100 resamples; none above 1024-d features)"
                         if self.bootstrap is None else f"95% basic bootstrap over generated images ({self.bootstrap} resamples)",
         }
+
+    def variant(self) -> str:
+        """Which published FID implementation this number corresponds to (network aside)."""
+        if self.resize == "pytorch-fid":
+            return "pytorch-fid / clean-fid legacy_pytorch preprocessing"
+        if getattr(self.network, "quantizes", False) or self.preprocess.clamp:
+            return "clean-fid 'clean' resize, then quantised/clamped (close to, not equal to, clean-fid)"
+        return "clean-fid 'clean' preprocessing (float, unquantised)"
 
     def score(self, images, metas):
         with torch.inference_mode():
@@ -541,3 +564,24 @@ class FIDScorer(Scorer):
                 "lower_is_better": True,
             }
         }
+
+    def column_samples(self, values, metas) -> dict[str, ColumnSample]:
+        """FID of resampled generated sets against the fixed reference (paired deltas); none above
+        1024-d features unless ``bootstrap`` asks (an eigendecomposition per resample)."""
+        feats = np.stack([np.asarray(v, dtype=np.float64) for v in values]) if values else np.zeros((0, 1))
+        if len(feats) < 2 or (self.bootstrap is None and feats.shape[1] > 1024) or self.bootstrap == 0:
+            return {}
+        total, outer, n_ref = self.reference_sums()
+        mu_r, s_r = stats_from_sums(total, outer, n_ref)
+        s1, tr_r = _sqrt_psd(s_r), float(np.trace(s_r))
+
+        def stat(pos: np.ndarray) -> np.ndarray:
+            out = np.empty(len(pos))
+            for b, row in enumerate(np.atleast_2d(pos)):
+                mu, s = gaussian_stats(feats[row])
+                m = s1 @ s @ s1
+                tr = np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum()
+                out[b] = (mu_r - mu) @ (mu_r - mu) + tr_r + np.trace(s) - 2 * tr
+            return out
+
+        return {self.name: ColumnSample(np.arange(len(feats)), stat)}

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import Metric
 
-from t2ibench.metrics.common import CLIP_MEAN, CLIP_STD, NotAvailable, Scorer, mean_ci, prompt_of
+from t2ibench.metrics.common import CLIP_MEAN, CLIP_STD, ColumnSample, NotAvailable, Scorer, mean_ci, mean_sample, prompt_of
 
 REWARD_MEAN = 0.16717362830052426
 REWARD_STD = 1.0333394966054072
@@ -411,3 +411,6 @@ class ImageRewardScorer(Scorer):
 
     def aggregate(self, values, metas):
         return {self.name: {**mean_ci(values), "lower_is_better": False}}
+
+    def column_samples(self, values, metas) -> dict[str, ColumnSample]:
+        return {self.name: mean_sample(range(len(values)), values)}

@@ -28,12 +28,12 @@ import html
 import io
 import json
 import os
-import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from ..results.table import format_value
+from ..results.schema import column_of, has_value
+from .plots import fd_plot, guidance_sweeps, quality_alignment_plot  # noqa: F401  (guidance_sweeps: public here too)
 
 REPORT_NAME = "report.html"
 THUMB_MAX = 192  # longest side of an inlined sample image, pixels
@@ -116,192 +116,101 @@ def _img_tag(b64: str, alt: str = "", cls: str = "") -> str:
     return f'<img{c} alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
 
 
-def _fig_b64(fig: Any) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", bbox_inches="tight")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _figure(w: float, h: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(w, h), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
 def _esc(x: Any) -> str:
     return html.escape(str(x))
 
 
 # -- results table ----------------------------------------------------------------------------
-def _ci_bounds(ci: Any, value: float) -> tuple[float, float] | None:
-    """(low, high) of an interval given as [low, high] or as a half-width around ``value``."""
-    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(v, (int, float)) for v in ci):
-        return float(ci[0]), float(ci[1])
-    if isinstance(ci, (int, float)):
-        return value - float(ci), value + float(ci)
-    return None
+def _html_table(head: list[str], rows: list[list[str]], classes: list[list[str]] | None = None) -> str:
+    ths = "".join(f"<th>{h}</th>" for h in head)
+    body = []
+    for i, r in enumerate(rows):
+        cls = classes[i] if classes else ["num"] * (len(r) - 1)
+        tds = "".join(f'<td class="{c}">{_esc(x)}</td>' for x, c in zip(r[1:], cls))
+        body.append(f"<tr><th>{_esc(r[0])}</th>{tds}</tr>")
+    return f"<div class=\"scroll\"><table><tr>{ths}</tr>{''.join(body)}</table></div>"
 
 
-def results_table(agg: Mapping[str, Any] | None) -> str:
+def _detail_table(g: Mapping[str, Any], part: list[str], methods: list[str], label: str) -> str:
+    from ..results import table as T
+
+    best: dict[str, str] = {}
+    for c in part:
+        vals = [(g["cells"][(m, c)]["value"], m) for m in methods if (m, c) in g["cells"] and has_value(g["cells"][(m, c)])]
+        if len(vals) > 1:
+            lower = any(g["cells"][(m, c)].get("lower_is_better") for _, m in vals)
+            best[c] = (min(vals) if lower else max(vals))[1]
+    rows, classes = [], []
+    for m in methods:
+        cells = [T.cell(g["cells"].get((m, c)), n=True) for c in part]
+        if any(cells):
+            rows.append([m] + cells)
+            classes.append(["na" if not x or x.startswith("not available") else
+                            ("num best" if best.get(c) == m else "num") for x, c in zip(cells, part)])
+    strip = f"{label}." if label else ""
+    heads = ["method"] + [_esc(c[len(strip):] if strip and c.startswith(strip) else c) + T._arrow(g, c) for c in part]
+    title = f"<p class='meta'><b>{_esc(label)}</b></p>" if label else ""
+    return title + _html_table(heads, rows, classes)
+
+
+def suite_variants(suite: Mapping[str, Any]) -> dict[str, str]:
+    """``{label: method name}`` of the suite's methods run under a label of their own (ablations)."""
+    specs = [m for m in suite.get("methods", []) or [] if isinstance(m, dict) and "name" in m]
+    labels = {str(m.get("label") or m["name"]) for m in specs}
+    return {str(m["label"]): str(m["name"]) for m in specs
+            if m.get("label") and m["label"] != m["name"] and m["name"] in labels}
+
+
+def results_table(agg: Mapping[str, Any] | None, variants: Mapping[str, str] | None = None) -> str:
+    """The leaderboard's layout (bench.results.table): per prompt set a headline table with the
+    deltas against the reference method, then detail tables of at most 10 columns, ablations and
+    variants (``variants``: ``{label: base method}``) in tables of their own."""
+    from ..results import table as T
+
     if not agg:
         return '<p class="note">No aggregates: run <code>t2ibench score RUN</code> to fill the results table.</p>'
-    rows = [r for r in agg.get("rows", []) if isinstance(r, dict)]
-    parts = []
-    unavailable = {k: v for k, v in (agg.get("metrics") or {}).items() if isinstance(v, dict) and v.get("available") is False}
-    if not rows and not unavailable:
+    infos = {k: v for k, v in (agg.get("metrics") or {}).items() if isinstance(v, dict)}
+    unavailable = {k: v for k, v in infos.items() if v.get("available") is False}
+    entries = []
+    for r in agg.get("rows", []):
+        if isinstance(r, dict) and "method" in r:
+            e = {"suite": agg.get("suite", "?"), "model": agg.get("model"), "prompt_set": str(r.get("prompt_set", "?")),
+                 **r, "column": column_of(r)}
+            e.setdefault("metric_name", (infos.get(str(r.get("metric"))) or {}).get("name"))
+            entries.append(e)
+    if not entries and not unavailable:
         return '<p class="note">The aggregates file has no rows.</p>'
-    by_set: dict[str, list[dict]] = defaultdict(list)
-    for r in rows:
-        by_set[str(r.get("prompt_set", "?"))].append(r)
-    for pset, rs in sorted(by_set.items()):
-        columns = list(dict.fromkeys(str(r.get("column", r.get("metric", "?"))) for r in rs))
-        methods = list(dict.fromkeys(str(r.get("method", "?")) for r in rs))
-        cell: dict[tuple[str, str], dict] = {(str(r.get("method")), str(r.get("column", r.get("metric")))): r for r in rs}
-        best: dict[str, str] = {}
-        for c in columns:
-            vals = [(cell[(m, c)].get("value"), m) for m in methods if (m, c) in cell and isinstance(cell[(m, c)].get("value"), (int, float))]
-            if len(vals) > 1:
-                lower = any(cell[(m, c)].get("lower_is_better") for _, m in vals)
-                best[c] = (min(vals) if lower else max(vals))[1]
-        head = "".join(
-            f"<th>{_esc(c)}{' ↓' if any(cell.get((m, c), {}).get('lower_is_better') for m in methods) else ''}</th>"
-            for c in columns
-        )
-        body = []
-        for m in methods:
-            tds = []
-            for c in columns:
-                r = cell.get((m, c))
-                if r is None:
-                    tds.append('<td class="na"></td>')
-                elif r.get("available") is False or r.get("value") is None:
-                    reason = _esc(r.get("reason") or "no value")
-                    if str(r.get("metric")) in unavailable:  # the reason is listed once below the tables
-                        tds.append(f'<td class="na" title="{reason}">not available</td>')
-                    else:
-                        tds.append(f'<td class="na">not available: {reason}</td>')
-                else:
-                    ci = _ci_bounds(r.get("ci"), r["value"])
-                    txt = format_value(r["value"]) + (f" [{format_value(ci[0])}, {format_value(ci[1])}]" if ci else "")
-                    n = f' <span class="meta">(n={_esc(r.get("n"))})</span>' if r.get("n") is not None else ""
-                    cls = "num best" if best.get(c) == m else "num"
-                    tds.append(f'<td class="{cls}">{_esc(txt)}{n}</td>')
-            body.append(f"<tr><th>{_esc(m)}</th>{''.join(tds)}</tr>")
-        parts.append(f"<h3>prompt set: {_esc(pset)}</h3><div class=\"scroll\"><table><tr><th>method</th>{head}</tr>"
-                     f"{''.join(body)}</table></div>")
+    reference = agg.get("reference")
+    parts = []
+    for (_, pset), g in sorted(T._groups({"entries": entries}).items()):
+        parts.append(f"<h3>prompt set: {_esc(pset)}</h3>")
+        methods = ([reference] if reference in g["methods"] else []) + [m for m in g["methods"] if m != reference]
+        head = T.headline_columns(g)
+        if head:
+            order = ([reference] if reference in methods else []) + [m for m in methods if m != reference]
+            rows = [[m] + [T._headline_cell(g["cells"].get((m, c)), reference, m) for c in head] for m in order]
+            ref_txt = f"Δ against {_esc(reference)}" if reference in methods else "no reference method"
+            parts.append(f"<p class='meta'>Headline ({ref_txt}): value (Δ ✓ better / ✗ worse, 95 % paired interval excludes 0)</p>")
+            parts.append(_html_table(["method"] + [_esc(T.headline_label(c)) + T._arrow(g, c) for c in head], rows))
+        main, ablation = T._split_variants(methods, variants or {})
+        for title, subset in (("", main), ("Ablations and variants", ablation)):
+            if not subset:
+                continue
+            if title:
+                parts.append(f"<p class='meta'><b>{title}</b> (prompt set {_esc(pset)})</p>")
+            for label, cols in T._column_blocks(T._live_columns(g)):
+                for part in T._chunks(cols):
+                    parts.append(_detail_table(g, part, subset, label))
     if unavailable:
         items = "".join(f"<li><b>{_esc(k)}</b>: not available: {_esc(v.get('reason'))}</li>" for k, v in unavailable.items())
-        parts.append(f'<p class="note">Metrics that could not run:</p><ul class="note">{items}</ul>')
-    parts.append('<p class="meta">value [95 % interval]; n = images; ↓ lower is better; bold = best in column.</p>')
-    conv = {k: v.get("conventions") for k, v in (agg.get("metrics") or {}).items() if isinstance(v, dict) and v.get("conventions")}
+        parts.append(f'<p class="note">Metrics that could not run (not shown as columns):</p><ul class="note">{items}</ul>')
+    parts.append('<p class="meta">value [95 % interval] (n images) Δ difference from the reference method on the '
+                 'same prompts and seeds; ✓/✗ significantly better/worse; ↓ lower is better; bold = best in column.</p>')
+    conv = {k: v.get("conventions") for k, v in infos.items() if v.get("conventions")}
     if conv:
         items = "".join(f"<li><b>{_esc(k)}</b>: {_esc(json.dumps(v, sort_keys=True))}</li>" for k, v in conv.items())
         parts.append(f'<details><summary class="meta">metric conventions</summary><ul class="meta">{items}</ul></details>')
     return "".join(parts)
-
-
-# -- plots ------------------------------------------------------------------------------------
-FD_COLUMN = re.compile(r"(?:^|\.)fd:(?P<tsa>.+)$")
-
-
-def _metric_name(agg: Mapping[str, Any], label: str) -> str:
-    info = (agg.get("metrics") or {}).get(label) or {}
-    return str(info.get("name") or label)
-
-
-def fd_plot(agg: Mapping[str, Any] | None) -> str | None:
-    """Grouped bars: FD per tSA (x) per method (bars), error bars from the 95 % interval."""
-    if not agg:
-        return None
-    vals: dict[str, dict[str, tuple[float, float, float]]] = defaultdict(dict)  # value, below, above
-    for r in agg.get("rows", []):
-        m = FD_COLUMN.search(str(r.get("column", "")))
-        if m and isinstance(r.get("value"), (int, float)):
-            v = float(r["value"])
-            lo, hi = _ci_bounds(r.get("ci"), v) or (v, v)
-            # asymmetric error bars: a bootstrap interval of a statistic bounded at 0 can lie above it
-            vals[str(r.get("method"))][m.group("tsa")] = (v, max(v - lo, 0.0), max(hi - v, 0.0))
-    if not vals:
-        return None
-    tsas = sorted({t for d in vals.values() for t in d})
-    methods = list(vals)
-    fig = _figure(max(4.5, 1.2 * len(tsas) + 2), 3.4)
-    ax = fig.add_subplot(1, 1, 1)
-    width = 0.8 / len(methods)
-    for k, m in enumerate(methods):
-        xs = [i + (k - (len(methods) - 1) / 2) * width for i in range(len(tsas))]
-        ys = [vals[m].get(t, (float("nan"), 0, 0))[0] for t in tsas]
-        es = [[vals[m].get(t, (0, 0, 0))[1] for t in tsas], [vals[m].get(t, (0, 0, 0))[2] for t in tsas]]
-        ax.bar(xs, ys, width, yerr=es, capsize=3, label=m)
-    ax.set_xticks(range(len(tsas)))
-    ax.set_xticklabels(tsas, rotation=15)
-    ax.set_ylabel("fairness discrepancy (lower is fairer)")
-    ax.set_title("FD per tSA per method")
-    ax.legend(fontsize=8)
-    return _fig_b64(fig)
-
-
-def guidance_sweeps(suite: Mapping[str, Any]) -> dict[str, dict[str, float]]:
-    """``{method name: {label: guidance}}`` for every method that the suite runs at two or more
-    guidance scales (entries with a ``guidance`` override; the others at the sampler's)."""
-    default = (suite.get("sampler") or {}).get("guidance")
-    by_name: dict[str, dict[str, float]] = {}
-    overridden: set[str] = set()
-    for spec in suite.get("methods", []) or []:
-        if not isinstance(spec, dict) or "name" not in spec:
-            continue
-        g = spec.get("guidance")
-        if isinstance(g, (int, float)):
-            overridden.add(spec["name"])
-        else:
-            g = default
-        if isinstance(g, (int, float)):
-            label = spec.get("label") or spec["name"].replace(":", ".")
-            by_name.setdefault(spec["name"], {})[label] = float(g)
-    return {n: ls for n, ls in by_name.items() if n in overridden and len(set(ls.values())) > 1}
-
-
-def quality_alignment_plot(agg: Mapping[str, Any] | None, suite: Mapping[str, Any]) -> str | None:
-    """Fréchet distance (x) vs CLIP Score (y) per method and prompt set where both exist."""
-    if not agg:
-        return None
-    fid: dict[tuple[str, str], float] = {}
-    clip: dict[tuple[str, str], float] = {}
-    for r in agg.get("rows", []):
-        if not isinstance(r.get("value"), (int, float)):
-            continue
-        name = _metric_name(agg, str(r.get("metric", ""))).lower()
-        col = str(r.get("column", "")).lower()
-        key = (str(r.get("method")), str(r.get("prompt_set")))
-        if ("fid" in name or "frechet" in name or "fid" in col) and ":" not in col:
-            fid.setdefault(key, float(r["value"]))
-        elif "clip_score" in name or "clip_score" in col:
-            clip.setdefault(key, float(r["value"]))
-    keys = [k for k in fid if k in clip]
-    if not keys:
-        return None
-    fig = _figure(5.2, 3.8)
-    ax = fig.add_subplot(1, 1, 1)
-    for k in keys:
-        ax.scatter(fid[k], clip[k], s=30)
-        ax.annotate(f"{k[0]} ({k[1]})", (fid[k], clip[k]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    for labels in guidance_sweeps(suite).values():
-        for ps in sorted({k[1] for k in keys}):
-            sweep = sorted((labels[k[0]], k) for k in keys if k[1] == ps and k[0] in labels)
-            if len(sweep) < 2:
-                continue
-            ax.plot([fid[k] for _, k in sweep], [clip[k] for _, k in sweep], "--", color="#888", lw=1)
-            for g, k in sweep:
-                ax.annotate(f"w={g:g}", (fid[k], clip[k]), fontsize=7, xytext=(3, -10), textcoords="offset points",
-                            color="#555")
-    ax.margins(0.25)
-    ax.set_xlabel("Fréchet distance (lower is better)")
-    ax.set_ylabel("CLIP Score (higher is better)")
-    ax.set_title("quality vs alignment across methods")
-    return _fig_b64(fig)
 
 
 # -- sample grids -----------------------------------------------------------------------------
@@ -424,7 +333,7 @@ def render_report(
     dirs = [run / "analysis", *[Path(d) for d in analysis_dirs]]
     body = (
         header
-        + "<h2>Results</h2>" + results_table(agg)
+        + "<h2>Results</h2>" + results_table(agg, suite_variants(suite))
         + "<h2>Plots</h2>" + plots_html
         + "<h2>Samples</h2><p class='meta'>Each row: one prompt and image index, so the same seed across methods.</p>"
         + sample_grids(records, max_prompts, max_images, _method_order(suite))

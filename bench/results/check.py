@@ -15,6 +15,21 @@ Tolerance file (JSON or YAML)::
 The first matching pattern wins (full-key patterns are tried before column patterns); a
 pattern's entry is merged over ``default``. Without a file (or without ``default``) the default
 is abs 0, rel 0.05.
+
+Comparisons between methods of the checked run itself (not against the reference file)::
+
+    comparisons:
+      # fairqueue's FD is at most iti-gen's + 0.1 on every tSA (direction-aware: "at most" for
+      # lower-is-better columns, "at least" for higher-is-better ones)
+      - {method: fairqueue, than: iti-gen, columns: "fd-evaluator.fd:*", prompt_set: fair, margin: 0.1}
+      # iti-gen's paired delta against the suite's reference method is significantly better
+      - {method: iti-gen, columns: "fd-evaluator.fd:eyeglasses", verdict: better}
+      # ... or at least not significantly worse (its interval does not exclude 0 on the bad side)
+      - {method: fairqueue, columns: "fid-faces", verdict: not-worse}
+
+``columns`` is an fnmatch pattern on the column; ``prompt_set`` (optional) limits it to one
+prompt set; ``margin`` defaults to 0. A comparison that matches no entry fails (a typo must not
+pass silently); so does one whose entries have no number.
 """
 
 from __future__ import annotations
@@ -27,7 +42,11 @@ from typing import Any
 
 from ..errors import UserError
 from .scoring import load_aggregates
+from .schema import delta_of, has_value
 from .table import KEY_FIELDS, TABLE_FORMAT, entries_of
+
+COMPARISON_KEYS = {"method", "than", "columns", "prompt_set", "margin", "verdict"}
+VERDICTS = ("better", "not-worse")
 
 DEFAULT_TOLERANCE = {"abs": 0.0, "rel": 0.05}
 
@@ -64,12 +83,26 @@ def _read(path: Path | str) -> Any:
 
 def load_tolerance(path: Path | str | None) -> dict[str, Any]:
     if path is None:
-        return {"default": dict(DEFAULT_TOLERANCE), "columns": {}}
+        return {"default": dict(DEFAULT_TOLERANCE), "columns": {}, "comparisons": []}
     data = _read(path) or {}
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping with 'default' and 'columns'")
     default = dict(data["default"]) if data.get("default") else dict(DEFAULT_TOLERANCE)
-    return {"default": default, "columns": dict(data.get("columns") or {})}
+    comparisons = data.get("comparisons") or []
+    if not isinstance(comparisons, list):
+        raise UserError(f"{path}: comparisons must be a list of mappings (method, columns, than/verdict, ...)")
+    for i, c in enumerate(comparisons):
+        where = f"{path}: comparisons[{i}]"
+        if not isinstance(c, dict) or "method" not in c or "columns" not in c:
+            raise UserError(f"{where}: expected a mapping with method and columns (and than and/or verdict)")
+        unknown = set(c) - COMPARISON_KEYS
+        if unknown:
+            raise UserError(f"{where}: unknown key {sorted(unknown)[0]!r}; expected some of {sorted(COMPARISON_KEYS)}")
+        if "than" not in c and "verdict" not in c:
+            raise UserError(f"{where}: needs than (another method) or verdict ({' or '.join(VERDICTS)})")
+        if "verdict" in c and c["verdict"] not in VERDICTS:
+            raise UserError(f"{where}: verdict {c['verdict']!r}; expected {' or '.join(VERDICTS)}")
+    return {"default": default, "columns": dict(data.get("columns") or {}), "comparisons": comparisons}
 
 
 def tolerance_for(tol: dict[str, Any], method: str, pset: str, column: str, reference: float) -> float:
@@ -88,13 +121,61 @@ def tolerance_for(tol: dict[str, Any], method: str, pset: str, column: str, refe
     return max(float(spec.get("abs", 0.0)), float(spec.get("rel", 0.0)) * abs(reference))
 
 
+def check_comparisons(entries: list[dict[str, Any]], comparisons: list[dict[str, Any]]) -> tuple[list[Finding], int]:
+    """Findings of the tolerance file's ``comparisons`` on one run's entries; (failures, number checked)."""
+    by_key = {(e.get("prompt_set"), e.get("method"), e.get("column")): e for e in entries}
+    failures: list[Finding] = []
+    checked = 0
+    for c in comparisons:
+        method, than, margin = str(c["method"]), c.get("than"), float(c.get("margin", 0.0))
+        mine = [e for e in entries if e.get("method") == method and fnmatchcase(str(e.get("column")), str(c["columns"]))
+                and c.get("prompt_set") in (None, e.get("prompt_set"))]
+        label = f"{method} vs {than or 'reference'} on {c['columns']}"
+        if not mine:
+            failures.append(Finding(("comparison", c.get("prompt_set") or "*", method, str(c["columns"])), None, None,
+                                    margin, None, f"comparison {label}: no entry of this run matches"))
+            continue
+        for e in mine:
+            key = (e.get("suite"), e.get("prompt_set"), method, e.get("column"))
+            lib = e.get("lower_is_better")
+            checked += 1
+            if not has_value(e):
+                failures.append(Finding(key, None, None, margin, lib, f"no value in this run ({label})"))
+                continue
+            v = float(e["value"])
+            if than is not None:
+                other = by_key.get((e.get("prompt_set"), str(than), e.get("column")))
+                if other is None or not has_value(other):
+                    failures.append(Finding(key, None, v, margin, lib, f"{than} has no value here ({label})"))
+                    continue
+                o = float(other["value"])
+                worse = (v - o) if lib else (o - v)
+                if worse > margin:
+                    bound = "at most" if lib else "at least"
+                    failures.append(Finding(key, o, v, margin, lib, f"{v:.6g} vs {than}'s {o:.6g}: expected {bound} "
+                                                                   f"{than}'s {'+' if lib else '-'} {margin:g}"))
+            if "verdict" in c:
+                d = delta_of(e)
+                if d is None:
+                    failures.append(Finding(key, None, v, margin, lib, f"no paired delta against the reference ({label})"))
+                    continue
+                ok = d["verdict"] == "better" if c["verdict"] == "better" else d["verdict"] != "worse"
+                if not ok:
+                    ci = d.get("ci") or [float("nan"), float("nan")]
+                    failures.append(Finding(key, None, v, margin, lib,
+                                            f"delta against {d['reference']} {d['value']:+.4g} [{ci[0]:.4g}, {ci[1]:.4g}] "
+                                            f"is '{d['verdict']}', expected {c['verdict']}"))
+    return failures, checked
+
+
 def check_run(run_dir: Path | str, reference: Path | str, tolerance: Path | str | None = None) -> tuple[list[Finding], int]:
-    """(findings that fail, number of entries compared)."""
+    """(findings that fail, number of entries and comparisons checked)."""
     ref = _read(reference)
     if not isinstance(ref, dict) or ref.get("format") != TABLE_FORMAT:
         raise UserError(f"{reference}: not a t2ibench reference table (expected format {TABLE_FORMAT!r}; write one with `t2ibench table RUN --format json -o FILE`)")
     tol = load_tolerance(tolerance)
-    current = {tuple(e.get(k) for k in KEY_FIELDS): e for e in entries_of(load_aggregates(run_dir))}
+    run_entries = entries_of(load_aggregates(run_dir))
+    current = {tuple(e.get(k) for k in KEY_FIELDS): e for e in run_entries}
     failures: list[Finding] = []
     compared = 0
     for e in ref.get("entries", []):
@@ -115,4 +196,5 @@ def check_run(run_dir: Path | str, reference: Path | str, tolerance: Path | str 
         if worse > t:
             direction = "lower is better" if lib else "higher is better"
             failures.append(Finding(key, r, c, t, lib, f"{c:.6g} vs reference {r:.6g} ({direction}; worse by {worse:.4g} > tolerance {t:.4g})"))
-    return failures, compared
+    more, checked = check_comparisons(run_entries, tol.get("comparisons", []))
+    return failures + more, compared + checked

@@ -8,7 +8,10 @@ yet, and writes ``RUN/results/aggregates.json``::
      "metrics": {label: {"name", "params", "prompt_sets", "available", "reason", "config",
                          "conventions", "newly_scored", "cached"}},
      "rows": [{"method", "prompt_set", "metric" (label), "column", "value", "n", "ci",
-               "lower_is_better", "available", "reason", ...extras}]}
+               "lower_is_better", "available", "reason", "delta"?, ...extras}]}
+
+(typed in bench.results.schema); ``delta``: the paired difference from the suite's reference
+method (bench.results.deltas).
 
 A metric whose model or data is missing gets ``available: false`` and ``reason``
 ("not available: <reason>" in the tables) — never a number.
@@ -29,6 +32,8 @@ from ..paths import safe_name
 from ..registry import builtins_only
 from ..store import RunDir
 from .cache import ScoreCache, chunks, item_key
+from .deltas import add_deltas
+from .schema import AGGREGATES_FORMAT, Aggregates
 
 AGGREGATES = "aggregates.json"
 
@@ -93,12 +98,14 @@ def _log(msg: str, quiet: bool) -> None:
 
 
 def score_metric(
-    run: RunDir, records: list, spec, scorer, *, quiet: bool = True, shard: tuple[int, int] | None = None
+    run: RunDir, records: list, spec, scorer, *, quiet: bool = True, shard: tuple[int, int] | None = None,
+    reference: str | None = None,
 ) -> dict[str, Any]:
     """Score ``records`` with one scorer (cache-aware) and aggregate. Returns the metric's info and rows.
 
     shard=(rank, world_size): score only every world_size-th missing item starting at rank, and
     skip aggregation (the per-image cache is shared; a later unsharded call aggregates).
+    reference: the method every other method's rows get a paired ``delta`` against (None: none).
     """
     common = _metrics_module()
     safe_name(spec.label, "metric label")  # RUN/scores/<label>/: never a path out of the run
@@ -145,10 +152,14 @@ def score_metric(
     for i, r in enumerate(wanted):
         groups[(str(r.meta.get("method")), str(r.meta.get("prompt_set")))].append(i)
     rows = []
+    samples: dict[tuple[str, str], tuple[dict, list]] = {}
     for (method, pset), idx in sorted(groups.items()):
         base = {"method": method, "prompt_set": pset, "metric": spec.label, "metric_name": spec.name}
         try:
             entries = scorer.aggregate([cached[keys[i]] for i in idx], [wanted[i].meta for i in idx])
+            if reference is not None:
+                metas = [wanted[i].meta for i in idx]
+                samples[(method, pset)] = (scorer.column_samples([cached[keys[i]] for i in idx], metas), metas)
         except common.NotAvailable as exc:
             rows.append({**base, "column": spec.label, "available": False, "reason": str(exc), "value": None,
                          "n": len(idx), "ci": None, "lower_is_better": scorer.lower_is_better})
@@ -161,6 +172,8 @@ def score_metric(
         for col, entry in entries.items():
             rows.append({**base, "column": column_id(spec.label, scorer.name, col), "available": True, "reason": None,
                          **_jsonable(entry)})
+    if reference is not None:
+        add_deltas(rows, samples, reference, n_boot=int(getattr(scorer, "paired_resamples", 1000)))
     info["rows"] = rows
     return info
 
@@ -225,14 +238,16 @@ def _score_run(run_dir, metrics, *, quiet, scorers, shard) -> dict[str, Any]:
     suite = run.suite()
     records = list(run.records())
     specs = metric_specs(suite, metrics)
-    out: dict[str, Any] = {
-        "format": "t2ibench-aggregates/1",
+    reference = suite.reference_method()
+    out: Aggregates = {  # type: ignore[typeddict-item]  (metrics and rows filled below)
+        "format": AGGREGATES_FORMAT,
         "run": str(Path(run_dir)),
         "suite": suite.name,
         "suite_hash": info.get("suite_hash", suite.hash),
         "model": suite.model,
         "t2ibench": __version__,
         "n_images": len(records),
+        "reference": reference,
         "metrics": {},
         "rows": [],
     }
@@ -240,7 +255,7 @@ def _score_run(run_dir, metrics, *, quiet, scorers, shard) -> dict[str, Any]:
     for i, spec in enumerate(specs):
         scorer = (scorers or {}).get(spec.label) or build_scorer(spec, where=f"metrics[{i}] ({spec.label})")
         t0 = time.perf_counter()
-        m = score_metric(run, records, spec, scorer, quiet=quiet, shard=shard)
+        m = score_metric(run, records, spec, scorer, quiet=quiet, shard=shard, reference=reference)
         m["seconds"] = round(time.perf_counter() - t0, 2)  # wall time: model load, scoring, aggregation
         out["rows"] += m.pop("rows")
         out["metrics"][spec.label] = m

@@ -11,15 +11,16 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from ..errors import UserError
 from ..store import atomic_write_text
+from .schema import TABLE_FORMAT, TableDoc, delta_of, has_value, interval_of
 from .scoring import load_aggregates
 
 FORMATS = ("md", "csv", "json")
-TABLE_FORMAT = "t2ibench-table/1"
 KEY_FIELDS = ("suite", "prompt_set", "method", "column")
+MAX_COLUMNS = 10  # per markdown table, the method column included
 
 
 def entries_of(aggregates: dict[str, Any]) -> list[dict[str, Any]]:
@@ -45,9 +46,10 @@ def _variants(run_dir: Path | str) -> dict[str, str]:
 
 def collect(run_dirs: Iterable[Path | str]) -> dict[str, Any]:
     """The table document (the ``json`` format) of several runs."""
-    runs, entries, conventions, variants = [], [], {}, {}
+    runs, entries, conventions, variants, references = [], [], {}, {}, {}
     for rd in run_dirs:
         agg = load_aggregates(rd)
+        references[agg.get("suite")] = agg.get("reference")
         runs.append({k: agg.get(k) for k in ("run", "suite", "suite_hash", "model", "t2ibench", "n_images")})
         entries += entries_of(agg)
         conv = conventions.setdefault(agg.get("suite"), {})
@@ -58,22 +60,41 @@ def collect(run_dirs: Iterable[Path | str]) -> dict[str, Any]:
     seen: dict[tuple, dict] = {}
     for e in entries:  # later runs override earlier ones for the same key
         seen[tuple(e.get(k) for k in KEY_FIELDS)] = e
-    return {"format": TABLE_FORMAT, "runs": runs, "conventions": conventions, "variants": variants,
-            "entries": list(seen.values())}
+    doc: TableDoc = {"format": TABLE_FORMAT, "runs": runs, "conventions": conventions, "variants": variants,
+                     "references": references, "entries": list(seen.values())}  # type: ignore[typeddict-item]
+    return doc
 
 
-def format_value(x: Any) -> str:
-    """A table cell's number: 4 significant digits; an en dash for a missing value."""
+def format_value(x: Any, digits: int = 3) -> str:
+    """A table cell's number: 3 significant digits; an en dash for a missing value."""
     if x is None:
         return "–"
     if isinstance(x, float):
-        return f"{x:.4g}"
+        s = f"{x:.{digits}g}"
+        return "0" if s in ("-0", "0") else s
     return str(x)
 
 
-def cell(entry: dict[str, Any] | None, *, accuracy: bool = True) -> str:
-    """One table cell: ``value [95 % interval] (n=…)``; unavailable metrics say so (the reason
-    is in the conventions); ``accuracy``: append the classifier's accuracy on references."""
+def format_delta(d: Mapping[str, Any] | None, interval: bool = False) -> str:
+    """A delta: signed value, optional paired interval, then ✓ (significantly better), ✗
+    (significantly worse) or nothing (the interval contains 0)."""
+    if not d:
+        return ""
+    v = d["value"]
+    s = ("+" if v > 0 else "−" if v < 0 else "±") + format_value(abs(float(v)), 2)
+    if interval and d.get("ci"):
+        lo, hi = d["ci"]
+        s += f" [{format_value(float(lo), 2)}, {format_value(float(hi), 2)}]"
+    return s + MARKERS.get(d.get("verdict", "same"), "")
+
+
+MARKERS = {"better": " ✓", "worse": " ✗", "same": ""}
+
+
+def cell(entry: Mapping[str, Any] | None, *, accuracy: bool = True, n: bool = True, delta: bool = True) -> str:
+    """One detail-table cell: ``value [95 % interval]`` (``(n=…)`` when ``n``), then ``Δ`` against the
+    reference with its marker; unavailable metrics say so (the reason is under Conventions);
+    ``accuracy``: append the classifier's accuracy on references."""
     if entry is None:
         return ""
     if not entry.get("available", True):
@@ -81,17 +102,21 @@ def cell(entry: dict[str, Any] | None, *, accuracy: bool = True) -> str:
     if entry.get("value") is None:
         return f"– ({entry.get('note', 'no value')}, n={entry.get('n')})"
     s = format_value(entry["value"])
-    if entry.get("ci"):
-        lo, hi = entry["ci"]
-        s += f" [{format_value(lo)}, {format_value(hi)}]"
-    s += f" (n={entry.get('n')})"
+    ci = interval_of(entry)
+    if ci:
+        s += f" [{format_value(ci[0])}, {format_value(ci[1])}]"
+    if n:
+        s += f" (n={entry.get('n')})"
+    d = delta_of(entry)
+    if delta and d and (d["value"] != 0 or d.get("verdict") != "same"):  # an exact 0 would only add noise
+        s += f" Δ{format_delta(d)}"
     acc = entry.get("classifier_accuracy")
     if accuracy and acc is not None:
         s += f" acc={acc:.3g}"
     return s
 
 
-def _groups(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+def _groups(doc: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     for e in doc["entries"]:
         g = groups.setdefault((e["suite"], e["prompt_set"]), {"methods": [], "columns": [], "cells": {}, "model": e.get("model")})
@@ -117,31 +142,96 @@ def _column_blocks(columns: list[str]) -> list[tuple[str, list[str]]]:
     return [(k, v) for k, v in blocks.items() if v]
 
 
+def _live_columns(g: Mapping[str, Any]) -> list[str]:
+    """The columns some row has a number (or an explicit no-value note) in; a metric that no row
+    has is listed once under Conventions instead."""
+    return [c for c in g["columns"] if any(e["column"] == c and e.get("available", True) for e in g["cells"].values())]
+
+
+def _chunks(cols: list[str], size: int = MAX_COLUMNS - 1) -> list[list[str]]:
+    return [cols[i:i + size] for i in range(0, len(cols), size)] or [[]]
+
+
 def _md_table(g: dict[str, Any], cols: list[str], methods: list[str], strip: str = "") -> list[str]:
     heads = [c[len(strip):] if strip and c.startswith(strip) else c for c in cols]
     accs = {c: next((e.get("classifier_accuracy") for e in g["cells"].values()
                      if e["column"] == c and e.get("classifier_accuracy") is not None), None) for c in cols}
     per_column_acc = any(a is not None for a in accs.values())
+    # n once per column (a last row) when every method has the same n there; else in each cell
+    ns = {c: {g["cells"][(m, c)].get("n") for m in methods if (m, c) in g["cells"] and has_value(g["cells"][(m, c)])}
+          for c in cols}
+    same_n = {c: len(v) == 1 for c, v in ns.items()}
     lines = ["| method | " + " | ".join(_md_escape(h) + _arrow(g, c) for h, c in zip(heads, cols)) + " |",
              "|---|" + "---|" * len(cols)]
     for m in methods:
-        cells = [cell(g["cells"].get((m, c)), accuracy=not per_column_acc) for c in cols]
+        cells = [cell(g["cells"].get((m, c)), accuracy=not per_column_acc, n=not same_n[c]) for c in cols]
         if any(cells):
             lines.append(f"| {_md_escape(m)} | " + " | ".join(_md_escape(x) for x in cells) + " |")
+    if any(same_n.values()):
+        lines.append("| *n (images)* | " + " | ".join(str(next(iter(ns[c]))) if same_n[c] else "" for c in cols) + " |")
     if per_column_acc:
         lines.append("| *classifier accuracy on labelled references* | "
                      + " | ".join("" if accs[c] is None else f"{accs[c]:.3g}" for c in cols) + " |")
     return lines
 
 
+def headline_columns(g: Mapping[str, Any]) -> list[str]:
+    """A prompt set's headline: its quality column (the first Fréchet distance), then its main
+    score: ``accuracy:all`` of an alignment metric, else the FD per tSA of the first fairness
+    metric, else CLIP Score, else ImageReward; at most MAX_COLUMNS - 1 columns."""
+    live = _live_columns(g)
+
+    def by_name(name: str) -> list[str]:
+        return [c for c in live if any(e["column"] == c and e.get("metric_name") == name for e in g["cells"].values())]
+
+    quality = by_name("fid")[:1]
+    main = [c for c in by_name("alignment") if c.endswith("accuracy:all")][:1]
+    if not main:
+        fair = by_name("fairness")
+        first = fair[0].split(".", 1)[0] if fair and "." in fair[0] else None
+        main = [c for c in fair if ("fd:" in c) and (first is None or c.startswith(first + "."))]
+    if not main:
+        main = (by_name("clip_score") or by_name("image_reward"))[:1]
+    return (quality + main)[: MAX_COLUMNS - 1]
+
+
+def _headline_cell(e: Mapping[str, Any] | None, reference: str | None, method: str) -> str:
+    if e is None:
+        return ""
+    if not has_value(e):
+        return "–"
+    s = format_value(e["value"])
+    d = delta_of(e)
+    if d:
+        s += f" ({format_delta(d)})"
+    elif method == reference:
+        s += " (ref.)"
+    return s
+
+
+def headline_label(column: str) -> str:
+    """A headline column's heading: ``fd:smiling (fd-evaluator)`` for ``fd-evaluator.fd:smiling``."""
+    label, _, tail = column.partition(".")
+    return f"{tail} ({label})" if tail else column
+
+
+def _headline_table(g: dict[str, Any], cols: list[str], methods: list[str], reference: str | None) -> list[str]:
+    lines = ["| method | " + " | ".join(_md_escape(headline_label(c)) + _arrow(g, c) for c in cols) + " |",
+             "|---|" + "---|" * len(cols)]
+    order = ([reference] if reference in methods else []) + [m for m in methods if m != reference]
+    for m in order:
+        cells = [_headline_cell(g["cells"].get((m, c)), reference, m) for c in cols]
+        if any(cells):
+            lines.append(f"| {_md_escape(m)} | " + " | ".join(_md_escape(x) for x in cells) + " |")
+    return lines
+
+
 def _split_variants(methods: list[str], variants: dict[str, str]) -> tuple[list[str], list[str]]:
-    """(main rows, ablation rows): each variant listed after its base method, which is repeated."""
+    """(main rows, ablation rows): each variant listed after the others of its base method."""
     main = [m for m in methods if m not in variants]
     ablation: list[str] = []
     for base in main:
-        mine = [m for m in methods if variants.get(m) == base]
-        if mine:
-            ablation += [base, *mine]
+        ablation += [m for m in methods if variants.get(m) == base]
     return main, ablation
 
 
@@ -175,46 +265,67 @@ def to_markdown(doc: dict[str, Any], pending: Iterable[str] = (), command: str |
     ``command``: the command line that wrote the file (printed at the end); ``notes``: hand-written
     markdown (what the numbers say) placed after the introduction, before the tables."""
     lines = ["# t2ibench results", "",
-             "Cells: value [95 % interval] (n images). Lower is better for fid, fd and kl; higher for the others.",
-             "A multi-column metric (e.g. FD and KL per tSA) gets its own table; a metric that could not "
-             "run says \"not available\" and its reason is under Conventions. Ablations and variants (a "
-             "method run under a label of its own: other parameters or another guidance scale) follow "
-             "their method in a separate table.", ""]
+             "Each prompt set opens with a **headline** table: quality and the set's main score, each "
+             "with its difference from the reference method on the same prompts and seeds: "
+             "`value (Δ ✓)`, where ✓ = significantly better than the reference, ✗ = significantly worse "
+             "(the 95 % paired interval excludes 0), no mark = no detectable difference. "
+             "Detail tables follow: `value [95 % interval] Δ…`, n images per column in the last row. "
+             "↓ lower is better, ↑ higher is better. Ablations and variants (a method under a label of its "
+             "own) are listed separately; metrics that could not run, FID variants and interval methods "
+             "are under Conventions.", ""]
     if notes:
         lines += [notes.strip(), ""]
     groups = _groups(doc)
     for suite in sorted({s for s, _ in groups}):
         lines += [f"## Suite `{suite}`", ""]
         variants = doc.get("variants", {}).get(suite, {})
+        reference = (doc.get("references") or {}).get(suite)
         for (s, pset), g in sorted(groups.items()):
             if s != suite:
                 continue
             lines += [f"### Prompt set `{pset}` (model `{g['model']}`)", ""]
-            main, ablation = _split_variants(g["methods"], variants)
+            methods = ([reference] if reference in g["methods"] else []) + [m for m in g["methods"] if m != reference]
+            main, ablation = _split_variants(methods, variants)
+            head = headline_columns(g)
+            if head:
+                ref_txt = f"Δ against `{reference}`" if reference in g["methods"] else "no reference method in this set"
+                lines += [f"Headline ({ref_txt}; ablations and variants included):", ""]
+                lines += _headline_table(g, head, main + ablation, reference) + [""]
+            live = _live_columns(g)
             for title, rows in (("", main), ("Ablations and variants", ablation)):
                 if not rows:
                     continue
                 if title:
                     lines += [f"#### {title} (prompt set `{pset}`)", ""]
-                for label, cols in _column_blocks(g["columns"]):
-                    if label:
-                        lines += [f"`{label}`:", ""]
-                    lines += _md_table(g, cols, rows, strip=f"{label}." if label else "") + [""]
-        conv = doc.get("conventions", {}).get(suite, {})
-        if conv:
-            lines += ["Conventions:", ""]
-            for label, c in sorted(conv.items()):
-                if not c.get("available", True):
-                    lines.append(f"- `{label}`: not available: {c.get('reason')}")
-                    continue
-                rest = "; ".join(f"{k}: {v}" for k, v in c.items() if k not in ("name", "available", "reason"))
-                lines.append(f"- `{label}` ({c.get('name')}): {rest}")
-            lines.append("")
+                for label, cols in _column_blocks(live):
+                    for part in _chunks(cols):
+                        if label:
+                            lines += [f"`{label}`:", ""]
+                        lines += _md_table(g, part, rows, strip=f"{label}." if label else "") + [""]
+        lines += _conventions(doc, suite, reference)
     for name in pending:
         lines += _pending_section(name)
     runs = ", ".join(f"`{r['run']}` (suite hash {r['suite_hash']}, t2ibench {r['t2ibench']})" for r in doc["runs"])
     lines += [f"Runs: {runs}.", "", f"Produced by `{command}`." if command else "Produced by `t2ibench table`.", ""]
     return "\n".join(lines)
+
+
+DELTA_CONVENTION = ("paired: method − reference on the (prompt, seed) pairs both have, 95 % percentile interval "
+                    "of the same resamples applied to both (1000; Fréchet distance 100); ✓/✗ when it excludes 0")
+
+
+def _conventions(doc: Mapping[str, Any], suite: str, reference: str | None) -> list[str]:
+    conv = doc.get("conventions", {}).get(suite, {})
+    lines = ["Conventions:", ""]
+    if reference:
+        lines.append(f"- Δ (reference `{reference}`): {DELTA_CONVENTION}")
+    for label, c in sorted(conv.items()):
+        if not c.get("available", True):
+            lines.append(f"- `{label}`: not available: {c.get('reason')}")
+            continue
+        rest = "; ".join(f"{k}: {v}" for k, v in c.items() if k not in ("name", "available", "reason"))
+        lines.append(f"- `{label}` ({c.get('name')}): {rest}")
+    return lines + [""]
 
 
 def _arrow(g: dict[str, Any], col: str) -> str:
@@ -233,7 +344,8 @@ def to_csv(doc: dict[str, Any]) -> str:
                 all_cols.append(c)
     header = ["suite", "prompt_set", "method"]
     for c in all_cols:
-        header += [c, f"{c} ci_low", f"{c} ci_high", f"{c} n"]
+        header += [c, f"{c} ci_low", f"{c} ci_high", f"{c} n", f"{c} delta", f"{c} delta_ci_low",
+                   f"{c} delta_ci_high", f"{c} delta_verdict", f"{c} plugin"]
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(header)
@@ -243,12 +355,15 @@ def to_csv(doc: dict[str, Any]) -> str:
             for c in all_cols:
                 e = g["cells"].get((m, c))
                 if e is None:
-                    row += ["", "", "", ""]
+                    row += [""] * 9
                 elif not e.get("available", True):
-                    row += [f"not available: {e.get('reason')}", "", "", ""]
+                    row += [f"not available: {e.get('reason')}"] + [""] * 8
                 else:
                     ci = e.get("ci") or ["", ""]
-                    row += [e.get("value"), ci[0], ci[1], e.get("n")]
+                    d = delta_of(e) or {}
+                    dci = d.get("ci") or ["", ""]
+                    row += [e.get("value"), ci[0], ci[1], e.get("n"), d.get("value", ""), dci[0], dci[1],
+                            d.get("verdict", ""), e.get("plugin", "")]
             w.writerow(row)
     return buf.getvalue()
 

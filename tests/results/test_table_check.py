@@ -138,7 +138,8 @@ def _entry(method, column, value, **kw):
 def test_markdown_ablations_blocks_and_pending_suites():
     from t2ibench.results.table import to_markdown
 
-    doc = {"runs": [{"run": "r", "suite_hash": "h", "t2ibench": "0"}], "conventions": {},
+    doc = {"runs": [{"run": "r", "suite_hash": "h", "t2ibench": "0"}], "conventions": {"s": {"image_reward": {
+               "name": "image_reward", "available": False, "reason": "no weights"}}},
            "variants": {"s": {"fq-pq": "fq"}},
            "entries": [_entry(m, c, v, **({"classifier_accuracy": 0.9} if "." in c else {}))
                        for m, v in (("sd", 1.0), ("fq", 0.5), ("fq-pq", 0.75))
@@ -146,11 +147,82 @@ def test_markdown_ablations_blocks_and_pending_suites():
                       + [_entry("sd", "image_reward", None, available=False, reason="no weights")]}
     md = to_markdown(doc, pending=["fairness-sd14"], command="t2ibench table r --pending fairness-sd14")
     main, ablations = md.split("#### Ablations and variants")[0], md.split("#### Ablations and variants")[1].split("## Suite")[0]
-    assert "| sd | 1 (n=4) |" in main and "| fq | 0.5 (n=4) |" in main and "fq-pq" not in main
-    assert "| fq | 0.5 (n=4) |" in ablations and "| fq-pq | 0.75 (n=4) |" in ablations and "| sd |" not in ablations
-    # a multi-column metric gets its own table; the classifier's accuracy is a row, not in every cell
-    assert "`fd-ev`:" in main and "| method | fd:smiling ↓ |" in main and "acc=" not in md
-    assert "| *classifier accuracy on labelled references* | 0.9 |" in main
-    assert "| sd | 1 (n=4) | not available |" in main
+    detail = main.split("`fd-ev`:")[0]
+    assert "| sd | 1 |" in detail and "| fq | 0.5 |" in detail and "fq-pq" not in detail
+    # ablation tables do not repeat the main rows
+    assert "| fq-pq | 0.75 |" in ablations and "| fq |" not in ablations and "| sd |" not in ablations
+    # a multi-column metric gets its own table; n and the classifier's accuracy are rows, not in every cell
+    assert "`fd-ev`:" in main and "| method | fd:smiling ↓ |" in main and "acc=" not in md and "(n=" not in md
+    assert "| *classifier accuracy on labelled references* | 0.9 |" in main and "| *n (images)* | 4 |" in main
+    # a metric that no row has is not a column: it is listed once under Conventions
+    assert "image_reward" not in main and md.count("not available: no weights") == 1
     assert "## Suite `fairness-sd14` (not run yet)" in md and "t2ibench run fairness-sd14 --out runs/fairness-sd14" in md
     assert md.rstrip().endswith("Produced by `t2ibench table r --pending fairness-sd14`.")
+
+
+def _delta(v, lo, hi, verdict):
+    return {"reference": "sd", "value": v, "ci": [lo, hi], "n_pairs": 4, "resamples": 100,
+            "significant": verdict != "same", "verdict": verdict}
+
+
+def test_headline_table_shows_deltas_with_markers_and_tables_stay_narrow():
+    from t2ibench.results.table import MAX_COLUMNS, to_markdown
+
+    cols = ["fid"] + [f"fd-ev.fd:t{i}" for i in range(12)]
+    entries = []
+    for m, verdict in (("sd", None), ("good", "better"), ("bad", "worse"), ("meh", "same")):
+        for c in cols:
+            e = _entry(m, c, 0.123456, metric_name="fid" if c == "fid" else "fairness")
+            if verdict:
+                e["delta"] = _delta(-0.2 if verdict == "better" else 0.2 if verdict == "worse" else 0.01,
+                                    -0.3 if verdict != "worse" else 0.1, 0.3 if verdict != "better" else -0.1, verdict)
+            entries.append(e)
+    doc = {"runs": [{"run": "r", "suite_hash": "h", "t2ibench": "0"}], "conventions": {}, "variants": {},
+           "references": {"s": "sd"}, "entries": entries}
+    md = to_markdown(doc)
+    head = md.split("Headline")[1].split("\n\n")[1]
+    rows = head.splitlines()
+    assert rows[0].startswith("| method | fid ↓ | fd:t0 (fd-ev) ↓")
+    assert rows[2].startswith("| sd | 0.123 (ref.) |")  # the reference first, 3 significant digits
+    assert "| good | 0.123 (−0.2 ✓) |" in head and "| bad | 0.123 (+0.2 ✗) |" in head
+    assert "| meh | 0.123 (+0.01) |" in head  # interval contains 0: no marker
+    for line in md.splitlines():
+        if line.startswith("| method |"):
+            assert line.count("|") - 1 <= MAX_COLUMNS
+    assert "0.123456" not in md and "Δ (reference `sd`)" in md
+
+
+def test_check_comparisons_between_methods(make_run, tmp_path, capsys):
+    run = make_run(n_prompts=2, per_prompt=8)
+    score_run(run.path)
+    ref = tmp_path / "ref.json"
+    write_tables([run.path], ref, "json")
+    rows = {(r["method"], r["column"]): r for r in load_aggregates(run.path)["rows"]}
+    sd_fd, other_fd = rows[("sd", "t_fid")]["value"], rows[("other", "t_fid")]["value"]
+    tol = tmp_path / "tol.yaml"
+    # "sd's FD is at most other's" holds or fails by the numbers; the reverse the other way round
+    low, high = ("sd", "other") if sd_fd <= other_fd else ("other", "sd")
+    tol.write_text(f"comparisons:\n  - {{method: {low}, than: {high}, columns: 't_fid', prompt_set: align}}\n")
+    assert main(["check", str(run.path), "--against", str(ref), "--tolerance", str(tol)]) == 0
+    tol.write_text(f"comparisons:\n  - {{method: {high}, than: {low}, columns: 't_fid'}}\n")
+    assert abs(sd_fd - other_fd) > 0
+    assert main(["check", str(run.path), "--against", str(ref), "--tolerance", str(tol)]) == 1
+    assert f"expected at most {low}'s" in capsys.readouterr().out
+    # a margin as large as the gap passes
+    tol.write_text(f"comparisons:\n  - {{method: {high}, than: {low}, columns: 't_fid', margin: {abs(sd_fd - other_fd) + 1e-9}}}\n")
+    assert main(["check", str(run.path), "--against", str(ref), "--tolerance", str(tol)]) == 0
+    # verdicts read the paired delta against the reference method
+    verdict = rows[("other", "t_fid")]["delta"]["verdict"]
+    assert verdict == "worse"  # other's images are shifted 40 levels from sd's and the reference set's
+    tol.write_text("comparisons:\n  - {method: other, columns: 't_fid', verdict: not-worse}\n")
+    assert main(["check", str(run.path), "--against", str(ref), "--tolerance", str(tol)]) == 1
+    assert "is 'worse', expected not-worse" in capsys.readouterr().out
+    tol.write_text("comparisons:\n  - {method: other, columns: 't_fair.fd:*', verdict: not-worse}\n")
+    assert main(["check", str(run.path), "--against", str(ref), "--tolerance", str(tol)]) == 0
+    # a pattern that matches nothing fails; a malformed comparison is a one-line error (exit 2)
+    tol.write_text("comparisons:\n  - {method: other, than: sd, columns: 'fd:typo*'}\n")
+    assert main(["check", str(run.path), "--against", str(ref), "--tolerance", str(tol)]) == 1
+    assert "no entry of this run matches" in capsys.readouterr().out
+    tol.write_text("comparisons:\n  - {method: other, columns: 'x', verdict: maybe}\n")
+    assert main(["check", str(run.path), "--against", str(ref), "--tolerance", str(tol)]) == 2
+    assert "verdict 'maybe'" in capsys.readouterr().err
