@@ -61,7 +61,7 @@ def _with_added_methods(suite, specs: list[str]):
 
 
 def _load_suite(name: str | None, methods: list[str] | None, limit: int | None, add: list[str] | None = None):
-    from .suite import resolve_suite, shipped_suites
+    from .suite import resolve_suite
 
     if name is None:
         name = DEFAULT_SUITE if _default_available() else FALLBACK_SUITE

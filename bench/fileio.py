@@ -20,7 +20,7 @@ import os
 import socket
 import uuid
 from pathlib import Path
-from typing import Any, overload, Literal
+from typing import Any, Literal, overload
 
 from .errors import UserError
 

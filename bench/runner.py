@@ -25,14 +25,13 @@ from typing import Any, Iterable, Sequence
 
 from . import __version__
 from .errors import UserError
-from .prompt_sets import load_prompt_set
-from .registry import METHODS, METRICS
 from .fileio import atomic_write_json, atomic_write_text
 from .image_writer import ImageWriter
+from .prompt_sets import load_prompt_set
+from .registry import METHODS, METRICS
 from .store import RunDir
 from .suite import MethodSpec, Suite
 from .types import ImageJob, PromptItem
-
 
 #: images per suite: beyond it the plan alone would not fit in memory
 MAX_IMAGES = 1_000_000

@@ -36,6 +36,8 @@ from .fileio import (  # noqa: F401  (re-exported: the write helpers' historical
     atomic_write_text,
     read_json_object,
     sha256_bytes,
+)
+from .fileio import (
     tmp_name as _tmp_name,
 )
 from .paths import safe_name

@@ -62,7 +62,11 @@ def main(argv=None) -> int:
     from t2ibench.analysis.maps import capture_maps
     from t2ibench.analysis.pid import bias_probe, pid_over_seeds, summarise
     from t2ibench.analysis.world_checks import (
-        capture_render_maps, object_word_box_shares, token_role_box_shares, token_role_summary, word_share_summary,
+        capture_render_maps,
+        object_word_box_shares,
+        token_role_box_shares,
+        token_role_summary,
+        word_share_summary,
     )
 
     # 1. maps ---------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
 import subprocess
@@ -136,8 +135,8 @@ def bench_fid(n_images: int, repeats: int) -> dict[str, float]:
 
 def bench_clip(n_images: int, repeats: int) -> dict[str, float]:
     import torch
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTextConfig, CLIPVisionConfig
     from torchmetrics.multimodal import CLIPScore as TMCLIPScore
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTextConfig, CLIPVisionConfig
 
     from t2ibench.metrics.clip_score import CLIPScore, HFClipBackend
     from t2ibench.tokenizer import clip_tokenizer

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import sys
 import tempfile
@@ -95,8 +94,14 @@ SYNC_OPS = {"aten::_local_scalar_dense", "aten::nonzero"}
 # -- models -------------------------------------------------------------------------------------
 def build_full(kind: str, device: str):
     """A random-init SD-1.5 ("sd") or SDXL ("sdxl") pipeline from the configs above, built on ``device``."""
-    from diffusers import (AutoencoderKL, EulerDiscreteScheduler, PNDMScheduler, StableDiffusionPipeline,
-                           StableDiffusionXLPipeline, UNet2DConditionModel)
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        PNDMScheduler,
+        StableDiffusionPipeline,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
     from t2ibench.tokenizer import clip_tokenizer

@@ -22,7 +22,16 @@ import numpy as np
 import torch
 from torchmetrics import Metric
 
-from t2ibench.metrics.common import ColumnSample, NotAvailable, Scorer, mean_ci, mean_sample, prompt_of, tokenize_truncating, unwrap_features
+from t2ibench.metrics.common import (
+    ColumnSample,
+    NotAvailable,
+    Scorer,
+    mean_ci,
+    mean_sample,
+    prompt_of,
+    tokenize_truncating,
+    unwrap_features,
+)
 
 DEFAULT_MODEL = "openai/clip-vit-large-patch14"
 
@@ -49,7 +58,7 @@ class HFClipBackend:
             model = CLIPModel.from_pretrained(name_or_path, local_files_only=True)
             processor = CLIPImageProcessor.from_pretrained(name_or_path, local_files_only=True)
             tokenizer = CLIPTokenizer.from_pretrained(name_or_path, local_files_only=True)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError):
             raise NotAvailable(
                 f"CLIP model {name_or_path!r} not found locally (a local directory or the HF cache; no download here)"
             ) from None

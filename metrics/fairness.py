@@ -26,7 +26,7 @@ import scipy.stats
 import torch
 from torchmetrics import Metric
 
-from t2ibench.metrics.common import ColumnSample, NotAvailable, Scorer, config_hash
+from t2ibench.metrics.common import ColumnSample, Scorer, config_hash
 from t2ibench.metrics.fairness_intervals import corrected_fd, corrected_kl, fd_kl_intervals
 
 # --------------------------------------------------------------------------------------------

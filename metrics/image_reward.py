@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import glob
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -282,8 +281,8 @@ class ImageRewardModel(nn.Module):
 
 def preprocess_image(image, size: int = 224) -> torch.Tensor:
     """ImageReward's transform: shorter side → size (PIL bicubic), centre crop, CLIP mean/std. (3, S, S)."""
-    from torchvision.transforms import functional as TF
     from torchvision.transforms import InterpolationMode
+    from torchvision.transforms import functional as TF
 
     image = TF.resize(image.convert("RGB"), size, interpolation=InterpolationMode.BICUBIC)
     image = TF.center_crop(image, size)

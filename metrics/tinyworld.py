@@ -13,7 +13,6 @@ Each raises :class:`NotAvailable` with the reason when the shipped weights are m
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch

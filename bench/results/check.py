@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from .scoring import load_aggregates
 from .schema import delta_of, has_value
+from .scoring import load_aggregates
 from .table import KEY_FIELDS, TABLE_FORMAT, entries_of
 
 COMPARISON_KEYS = {"method", "than", "columns", "prompt_set", "margin", "verdict"}

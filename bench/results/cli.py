@@ -44,11 +44,10 @@ def cmd_score(args) -> int:
 
 
 def cmd_table(args) -> int:
-    from .table import write_tables
-
     import shlex
 
     from ..suite import resolve_suite
+    from .table import write_tables
 
     for name in args.pending or []:
         resolve_suite(name)  # an unknown suite is a one-line error before anything is written

@@ -68,8 +68,8 @@ def test_tiny_clip_backend_and_features(world_weights):
 
 
 def test_evaluator_classifier_and_judge(world_weights):
-    from t2ibench.metrics.fairness import FairnessScorer
     from t2ibench.metrics.alignment import AlignmentScorer
+    from t2ibench.metrics.fairness import FairnessScorer
     from t2ibench.world.evaluator import check_prompt, load_evaluator
     from t2ibench.world.prompts import fairness_meta
 

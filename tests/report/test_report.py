@@ -9,7 +9,6 @@ from PIL import Image
 
 from t2ibench.report.html import render_report, write_report
 
-
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "screenshot_report.sh"
 
 

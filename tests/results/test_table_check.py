@@ -9,7 +9,7 @@ import json
 import pytest
 
 from t2ibench.cli import main
-from t2ibench.results.check import check_run, tolerance_for, load_tolerance
+from t2ibench.results.check import check_run, load_tolerance, tolerance_for
 from t2ibench.results.scoring import load_aggregates, score_run
 from t2ibench.results.table import write_tables
 
