@@ -33,7 +33,7 @@ Pieces (each a small module):
   ``injected_tokens`` (learned token vectors at placeholder positions), spaCy noun chunks /
   entity groups and their CLIP token positions.
 - ``switch``: ``PromptSwitch(at_step, embeds)`` — a step callback that swaps the conditional
-  prompt embeddings (SDXL: and pooled) so UNet call ``at_step`` is the first with the new
+  prompt embeddings (SDXL: and pooled) so sampler step ``at_step`` is the first with the new
   prompt (Prompt Queuing; I2H/H2I switching).
 - ``method``: ``ControlledMethod``, the ``Method`` base for methods built from controls.
 """

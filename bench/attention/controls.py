@@ -66,12 +66,29 @@ def token_weights(positions: Sequence[Sequence[int]], factor: float, n_tokens: i
 
 
 class Amplify(TokenReweight):
-    """Attention Amplification: the chosen tokens' attention times ``factor`` before renormalisation."""
+    """Attention Amplification: the chosen tokens' attention times ``factor``.
 
-    def __init__(self, positions: Sequence[Sequence[int]], factor: float = 10.0, layers: Any = "cross", steps: Any = None) -> None:
+    ``renormalize=True``: then the row is renormalised (a logit bias ``log factor``);
+    ``False``: the chosen probabilities are multiplied and the others left as they are (rows
+    no longer sum to 1; computed on the probabilities).
+    """
+
+    def __init__(
+        self, positions: Sequence[Sequence[int]], factor: float = 10.0, layers: Any = "cross", steps: Any = None,
+        renormalize: bool = True,
+    ) -> None:
         super().__init__(token_weights(positions, factor), layers, steps)
         self.factor = float(factor)
         self.positions = [list(p) for p in positions]
+        self.renormalize = bool(renormalize)
+        self.needs_probs = not self.renormalize
+
+    def logit_bias(self, call: LayerCall) -> torch.Tensor | None:
+        return super().logit_bias(call) if self.renormalize else None
+
+    def edit_probs(self, call: LayerCall, probs: torch.Tensor) -> torch.Tensor:
+        w = self.weights[..., : call.n_key].to(device=probs.device, dtype=probs.dtype)
+        return probs * w[:, None, None, :]
 
 
 class ObjectFocusMask(AttentionControl):

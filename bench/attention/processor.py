@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from ..method import installed_processors
 from .layers import LayerInfo, attention_layers, spatial_shape
-from .steps import StepState
+from .steps import StepState, scheduler_timesteps
 
 
 @dataclass
@@ -286,8 +286,8 @@ class AttentionController:
         return (int(height or default) // factor, int(width or default) // factor)
 
     def callback(self, pipe: Any, step: int, timestep: Any, callback_kwargs: dict) -> dict:
-        """diffusers ``callback_on_step_end``: advances the shared step counter."""
-        self.state.advance(step)
+        """diffusers ``callback_on_step_end``: advances the shared step counter (sampler steps, see ``steps.py``)."""
+        self.state.advance(step, scheduler_timesteps(pipe, step, timestep))
         return callback_kwargs
 
     def cond_rows(self, batch: int) -> slice:
