@@ -161,6 +161,35 @@ class ValueMix(AttentionControl):
         return self.states
 
 
+class KeyMix(AttentionControl):
+    """Keys of the conditional rows from several encoder states (Structured Diffusion's conjunction mode).
+
+    ``states``: one (n_cond, T, D) tensor per key set; the conditional rows' attention
+    probabilities are the mean over the sets of ``softmax(q · to_k(E_k)ᵀ · scale)``.
+    ``counts[r]``: how many of the sets row r has (the first ``counts[r]``; rows with fewer
+    phrases are padded); None = all.
+    """
+
+    needs_probs = True
+
+    def __init__(self, states: Sequence[torch.Tensor], layers: Any = "cross", steps: Any = None,
+                 counts: Sequence[int] | None = None) -> None:
+        super().__init__(layers, steps)
+        self.states = list(states)
+        self.counts = None if counts is None else list(counts)
+
+    def key_weights(self, call: LayerCall) -> torch.Tensor | None:
+        if self.counts is None:
+            return None
+        return (torch.arange(len(self.states))[:, None] < torch.tensor(self.counts)[None, :]).float()
+
+    def key_states(self, call: LayerCall) -> list[torch.Tensor]:
+        for s in self.states:
+            if s.shape[0] != call.n_cond:
+                raise ValueError(f"key states for {s.shape[0]} prompts, the batch has {call.n_cond}")
+        return self.states
+
+
 def linear_curve(start: float, stop: float) -> Callable[[int, int], float]:
     """``f(step, num_steps)`` going linearly from ``start`` (step 0) to ``stop`` (last step)."""
 

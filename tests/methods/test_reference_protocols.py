@@ -203,3 +203,56 @@ def test_encode_ids_matches_pipeline_encoding(pipe):
     torch.testing.assert_close(a.prompt_embeds, b.prompt_embeds)
     if b.pooled is not None:
         torch.testing.assert_close(a.pooled, b.pooled)
+
+
+# --- item 6: Structured Diffusion ----------------------------------------------------------
+def test_structured_diffusion_preprocesses_and_keeps_multi_word_phrases_only():
+    from t2ibench.baselines.structured_diffusion import phrase_spans, preprocess_prompt
+
+    # txt2img_demo.py preprocess_prompts: lower().strip().strip(".").strip()
+    assert preprocess_prompt("  A Red car and a white sheep. ") == "a red car and a white sheep"
+    text = "dogs chase a red ball"
+    assert [text[a:b] for a, b in phrase_spans(text)] == ["a red ball"]  # "dogs": one leaf, dropped
+    assert [text[a:b] for a, b in phrase_spans(text, min_words=1)] == ["dogs", "a red ball"]
+
+
+@torch.no_grad()
+def test_conjunction_mode_keys_from_each_sequence_values_from_one(sd_pipe):
+    """attention.py multi_qkv with k = [full, aligned NP_i …], v = [all NPs aligned into one]:
+    out = mean_k softmax(q k_kᵀ) · v."""
+    from methods_helpers import cross_layer, text_jobs
+
+    from t2ibench.attention import AttentionController
+    from t2ibench.baselines.structured_diffusion import StructuredDiffusion
+
+    text = "a red car and a white sheep"
+    m = StructuredDiffusion.build({"mode": "conjunction"})
+    m.pipeline_kwargs(sd_pipe, text_jobs([text]), [text], SAMPLER)
+    seqs = m.last_value_sequences[0]
+    assert len(seqs) == 3
+    # the single value sequence: tokens 1-3 from "a red car" alone, 5-7 from "a white sheep" alone
+    single = seqs[0].clone()
+    single[1:4], single[5:8] = seqs[1][1:4], seqs[2][5:8]
+    torch.testing.assert_close(m._values[0], single)
+    name, attn = cross_layer(sd_pipe)
+    controls = [c for c in m.controls(sd_pipe, text_jobs([text]), SAMPLER)]
+    for c in controls:
+        c.layers_spec, c.selector = [name], None
+    g = torch.Generator().manual_seed(0)
+    hs = torch.randn(2, 64, attn.to_q.in_features, generator=g)
+    ehs = torch.cat([torch.randn(1, 77, attn.to_k.in_features, generator=g), seqs[0][None]])
+    ctl = AttentionController(sd_pipe, controls)
+    ctl.begin(10, 64, 64, cfg=True)
+    with ctl.installed():
+        out = attn(hs, encoder_hidden_states=ehs)
+    h = attn.heads
+    d = attn.to_q.out_features // h
+
+    def heads(x):
+        return x.view(1, -1, h, d).transpose(1, 2)
+
+    q = heads(attn.to_q(hs[1:]))
+    v = heads(attn.to_v(single[None]))
+    p = torch.stack([(q @ heads(attn.to_k(s[None])).transpose(-1, -2) * attn.scale).softmax(-1) for s in seqs]).mean(0)
+    expected = attn.to_out[0]((p @ v).transpose(1, 2).reshape(1, 64, -1))
+    torch.testing.assert_close(out[1:], expected, rtol=1e-4, atol=1e-5)
