@@ -256,3 +256,37 @@ def test_conjunction_mode_keys_from_each_sequence_values_from_one(sd_pipe):
     p = torch.stack([(q @ heads(attn.to_k(s[None])).transpose(-1, -2) * attn.scale).softmax(-1) for s in seqs]).mean(0)
     expected = attn.to_out[0]((p @ v).transpose(1, 2).reshape(1, 64, -1))
     torch.testing.assert_close(out[1:], expected, rtol=1e-4, atol=1e-5)
+
+
+# --- item 9: attention maps as DAAM aggregates them ----------------------------------------
+@torch.no_grad()
+def test_daam_aggregation_skips_8x8_upsamples_bicubic_clamps_and_averages():
+    """daam/trace.py: factor = sqrt(latent_hw / n_query); factor 8 skipped; bicubic, clamp(min=0), mean."""
+    from types import SimpleNamespace
+
+    import torch.nn.functional as F
+
+    from t2ibench.attention import CrossAttentionMaps
+
+    g = torch.Generator().manual_seed(0)
+
+    def call(n_query, level, step=0):
+        info = SimpleNamespace(name=f"l{n_query}", level=level)
+        return SimpleNamespace(hw=(int(n_query ** 0.5),) * 2, latent_hw=(16, 16), step=step, layer=info)
+
+    p4 = torch.rand(1, 2, 16, 5, generator=g).softmax(-1)  # 4x4 layer (factor 4), 2 heads
+    p2 = torch.rand(1, 2, 4, 5, generator=g).softmax(-1)  # 2x2 layer (factor 8): skipped
+    maps = CrossAttentionMaps(layers=["x"])
+    maps.observe(call(16, 2), p4)
+    maps.observe(call(4, 3), p2)
+
+    def ref(p, n):
+        per_head = p[0].transpose(1, 2).reshape(2, 5, n, n)
+        return F.interpolate(per_head, size=(16, 16), mode="bicubic").clamp(min=0).mean(0)
+
+    torch.testing.assert_close(maps.aggregate()[0], ref(p4, 4))
+    old = CrossAttentionMaps(layers=["x"], aggregation="sum")
+    old.observe(call(16, 2), p4)
+    old.observe(call(4, 3), p2)
+    bil = lambda p, n: F.interpolate(p[0].sum(0).T.reshape(1, 5, n, n), size=(16, 16), mode="bilinear")[0]  # noqa: E731
+    torch.testing.assert_close(old.aggregate()[0], bil(p4, 4) + bil(p2, 2))
