@@ -81,7 +81,7 @@ class InclusiveTokens:
 
     @property
     def n_tokens(self) -> int:
-        return next(iter(self.tokens.values())).shape[1]
+        return next(v for k, v in self.tokens.items() if k != "prompt_embeds").shape[1]
 
     @property
     def layout(self) -> str:
@@ -121,7 +121,7 @@ class InclusiveTokens:
         if name in self.tokens:
             t = self.tokens[name]
         else:
-            matches = [t for t in self.tokens.values() if t.shape[-1] == width]
+            matches = [t for k, t in self.tokens.items() if k != "prompt_embeds" and t.shape[-1] == width]
             if not matches:
                 have = {k: int(v.shape[-1]) for k, v in self.tokens.items()}
                 raise UserError(f"iti-gen tokens for {self.tsa!r} have widths {have}; the pipeline's {name} needs {width}")
@@ -398,9 +398,21 @@ def _tokenizer_for(pipe: Any, encoder_name: str) -> Any:
 def encode_inclusive(
     pipe: Any, base_texts: Sequence[str], tokens: Sequence[InclusiveTokens], cats: Sequence[int], layout: str | None = None
 ) -> InclusivePrompts:
-    """Embeddings of ``base + learned tokens of category k`` per row, in ``layout`` (None: the tokens' own)."""
+    """Embeddings of ``base + learned tokens of category k`` per row, in ``layout`` (None: the tokens' own).
+
+    Tokens imported from the authors' prompt embeddings (a ``prompt_embeds`` tensor (K, 77, D),
+    see ``iti_gen_import``) are used as they are (SD 1.x: one text encoder).
+    """
     layout = layout or tokens[0].layout
     encs = text_encoders(pipe)
+    if all("prompt_embeds" in tok.tokens for tok in tokens):
+        if len(encs) != 1:
+            raise UserError("iti-gen: imported prompt embeddings are for an SD 1.x pipeline (one text encoder); this pipeline has two")
+        enc = next(iter(encs.values()))
+        rows = [tok.tokens["prompt_embeds"][k] for tok, k in zip(tokens, cats)]
+        lays = [token_layout(pipe.tokenizer, base, tok.n_tokens, LAYOUT_REFERENCE) for base, tok in zip(base_texts, tokens)]
+        embeds = PromptEmbeds(torch.stack(rows).to(device=enc.device, dtype=enc.dtype))
+        return InclusivePrompts(embeds, [lay.positions for lay in lays], [lay.feature_position for lay in lays], LAYOUT_REFERENCE)
     ids: dict[str, torch.Tensor] = {}
     vectors: dict[str, list[torch.Tensor]] = {}
     positions: list[list[int]] = []
