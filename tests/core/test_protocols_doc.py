@@ -66,3 +66,16 @@ def test_protocol_row_holds(where, path, value):
         suite = yaml.safe_load(Path(shipped_suites()[where]).read_text())
         got = resolve(suite, path)
     assert got == expected, f"{where}: {path} is {got!r}; docs/protocols.md says {value}"
+
+
+def test_attribute_class_prompts_follow_iti_gen_evaluation_wording():
+    from t2ibench.datasets.attributes import load_attribute_prompts
+    from t2ibench.errors import UserError
+
+    (item,) = load_attribute_prompts({"tsas": ["Eyeglasses"]})
+    # ITI-GEN README: --class-list 'a headshot of a person wearing eyeglasses' 'a headshot of a person'
+    assert all(p.startswith("a headshot of a person") for p in item.meta["class_prompts"])
+    (photo,) = load_attribute_prompts({"tsas": ["Eyeglasses"], "class_prompts": "photo"})
+    assert photo.meta["class_prompts"] == ["a photo of a person without eyeglasses", "a photo of a person with eyeglasses"]
+    with pytest.raises(UserError, match="class_prompts"):
+        load_attribute_prompts({"tsas": ["Eyeglasses"], "class_prompts": "selfie"})
