@@ -1,19 +1,31 @@
 """``iti-gen``: inclusive prompts (Zhang et al., ICCV 2023) — learned tokens per tSA category.
 
-Prompt: the base prompt ("a headshot of a person") followed, at its end-of-text position, by
-``n_tokens`` (3) learned token embeddings of the category; end-of-text and padding move right.
-Generation is balanced: image ``i`` of a prompt uses category ``i % K``.
+Prompt: the base prompt ("a headshot of a person") with ``n_tokens`` (3) learned token
+embeddings of the category at its end-of-text position, in one of two layouts
+(``t2ibench.attention.text.token_layout``): ``"reference"`` (ITI-GEN's: the tokens overwrite
+end-of-text, ``!`` padding, feature read after the tokens; the default for new tokens) or
+``"shifted"`` (end-of-text moves right; the layout of token files without a ``layout`` key,
+e.g. the shipped tinyworld tokens). Generation is balanced: image ``i`` uses category ``i % K``.
 
-Training (``train_iti_gen``), CLIP image and text encoders frozen, only the tokens learn:
+Training (``train_iti_gen``), CLIP image and text encoders frozen, only the tokens learn;
+``objective="reference"`` (default) follows ITI-GEN ``iti_gen/model.py`` (docs/protocols.md):
 
-- direction loss, summed over category pairs (i, j):
+- direction loss over category pairs (i, j):
   ``1 − cos(normalise(ē_i − ē_j), normalise(t_i − t_j))`` with ``ē_k`` the mean of the
-  L2-normalised CLIP image embeddings of a batch of category-k reference images and ``t_k``
-  the L2-normalised CLIP text embedding of the base prompt + category-k tokens;
-- semantic consistency, summed over categories: ``ReLU(λ − cos(t_k, t_base))``, λ = 0.8;
-- Adam, lr 0.01, ``epochs × steps_per_epoch`` = 30 × 5 steps, batches of up to
-  ``batch_size`` images per category from at most ``max_images`` (200) per category;
-- tokens initialised from N(0, σ²), σ = the std of the CLIP token-embedding table (seeded).
+  L2-normalised CLIP image embeddings of the batch's category-k reference images and ``t_k``
+  the L2-normalised CLIP text feature of the base prompt + category-k tokens;
+- semantic consistency per pair: ``ReLU(λ − mean(cos(t_i, t_base), cos(t_j, t_base)))``, λ = 0.8;
+- both summed over the pairs and divided by ``K − 1``; a NaN direction loss (identical or
+  missing categories, e.g. at the zero initialisation) falls back to the cosine loss
+  ``Σ_k (1 − mean cos(image of k, t_k))``;
+- ``objective="project"``: the earlier t2ibench variant (pairs summed, no division,
+  semantic term per category ``ReLU(λ − cos(t_k, t_base))``);
+- Adam, lr 0.01 halved after epoch 10 (``lr_milestones``, ``lr_gamma``), ``epochs ×
+  steps_per_epoch`` = 30 × 5 steps; tokens initialised with zeros (``init="zeros"``; or
+  ``"random"``: N(0, σ²), σ = std of the token-embedding table, seeded);
+- batches (``batching="reference"``): each epoch the pooled references (at most
+  ``max_images`` = 200 per category) are shuffled and cut into ``steps_per_epoch`` batches of
+  ``N // steps_per_epoch``; ``"per-category"``: up to ``batch_size`` images of each category.
 
 Any Hugging Face ``CLIPModel`` works; the tokens live in its text token-embedding space, so for
 generation use a CLIP whose text encoder is the pipeline's (SD 1.4: openai/clip-vit-large-patch14)
@@ -36,7 +48,18 @@ import torch
 import torch.nn.functional as F
 
 from t2ibench.attention import ControlledMethod
-from t2ibench.attention.text import PromptEmbeds, encode_prompts, injected_tokens, text_encoders, with_placeholders
+from t2ibench.attention.text import (
+    LAYOUT_REFERENCE,
+    LAYOUT_SHIFTED,
+    LAYOUTS,
+    PromptEmbeds,
+    as_token_embeddings,
+    encode_ids,
+    encode_prompts,
+    injected_tokens,
+    text_encoders,
+    token_layout,
+)
 from t2ibench.errors import UserError
 from t2ibench.types import ImageJob, SamplerConfig
 
@@ -58,7 +81,12 @@ class InclusiveTokens:
 
     @property
     def n_tokens(self) -> int:
-        return next(iter(self.tokens.values())).shape[1]
+        return next(v for k, v in self.tokens.items() if k != "prompt_embeds").shape[1]
+
+    @property
+    def layout(self) -> str:
+        """The prompt layout the tokens were learned in (files without the key: ``"shifted"``)."""
+        return str(self.meta.get("layout", LAYOUT_SHIFTED))
 
     def save(self, out_dir: str | Path) -> Path:
         from safetensors.torch import save_file
@@ -93,7 +121,7 @@ class InclusiveTokens:
         if name in self.tokens:
             t = self.tokens[name]
         else:
-            matches = [t for t in self.tokens.values() if t.shape[-1] == width]
+            matches = [t for k, t in self.tokens.items() if k != "prompt_embeds" and t.shape[-1] == width]
             if not matches:
                 have = {k: int(v.shape[-1]) for k, v in self.tokens.items()}
                 raise UserError(f"iti-gen tokens for {self.tsa!r} have widths {have}; the pipeline's {name} needs {width}")
@@ -180,27 +208,65 @@ class TrainResult:
     path: Path | None
 
 
-def iti_gen_losses(
-    clip: Any, tokenizer: Any, tokens: torch.Tensor, image_means: torch.Tensor, base: str, lam: float = 0.8
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(direction loss, semantic-consistency loss, normalised prompt embeddings (K, E))."""
+OBJECTIVES = ("reference", "project")
+
+
+def _unit(x: torch.Tensor, exact: bool) -> torch.Tensor:
+    """``x / ‖x‖`` over the last dim; ``exact`` keeps the reference's NaN for a zero vector."""
+    return x / x.norm(dim=-1, keepdim=True) if exact else F.normalize(x, dim=-1)
+
+
+def prompt_features(clip: Any, tokenizer: Any, tokens: torch.Tensor, base: str, layout: str = LAYOUT_REFERENCE) -> torch.Tensor:
+    """(K, E) L2-normalised CLIP text features of ``base`` + category k's tokens, read at the layout's feature position."""
     K, n_tok, _ = tokens.shape
-    text, positions = with_placeholders(tokenizer, base, n_tok)
-    ids = tokenizer([text] * K, padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt")["input_ids"]
-    emb = clip.text_model.embeddings.token_embedding
-    with injected_tokens({"clip": emb}, [positions] * K, {"clip": [tokens[k] for k in range(K)]}):
-        t = F.normalize(_features(clip.get_text_features(input_ids=ids)), dim=-1)
+    lay = token_layout(tokenizer, base, n_tok, layout)
+    ids = torch.tensor([lay.input_ids] * K)
+    text_model = clip.text_model
+    vecs = [as_token_embeddings(tokens[k], lay.positions, text_model, layout) for k in range(K)]
+    with injected_tokens({"clip": text_model.embeddings.token_embedding}, [lay.positions] * K, {"clip": vecs}):
+        hidden = text_model(input_ids=ids).last_hidden_state[:, lay.feature_position]
+    return F.normalize(clip.text_projection(hidden), dim=-1)
+
+
+def iti_gen_losses(
+    clip: Any, tokenizer: Any, tokens: torch.Tensor, image_means: torch.Tensor, base: str, lam: float = 0.8,
+    layout: str = LAYOUT_REFERENCE, objective: str = "reference",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(direction loss, semantic-consistency loss, normalised prompt features (K, E)).
+
+    ``image_means``: (K, E) means of L2-normalised image embeddings per category (a row of
+    NaN for a category absent from the batch). See the module docstring for the formulas.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    K = tokens.shape[0]
+    t = prompt_features(clip, tokenizer, tokens, base, layout)
     with torch.no_grad():
         base_ids = tokenizer([base], padding="max_length", max_length=tokenizer.model_max_length, return_tensors="pt")["input_ids"]
-        t_base = F.normalize(_features(clip.get_text_features(input_ids=base_ids)), dim=-1)
+        t_base = F.normalize(_features(clip.get_text_features(input_ids=base_ids)), dim=-1)[0]
+    exact = objective == "reference"
+    cos_base = t @ t_base  # (K,)
     direction = t.new_zeros(())
+    semantic = t.new_zeros(())
     for i in range(K):
         for j in range(i + 1, K):
-            d_img = F.normalize(image_means[i] - image_means[j], dim=-1)
-            d_txt = F.normalize(t[i] - t[j], dim=-1)
+            d_img = _unit(image_means[i] - image_means[j], exact)
+            d_txt = _unit(t[i] - t[j], exact)
             direction = direction + 1 - torch.dot(d_img, d_txt)
-    semantic = F.relu(lam - (t * t_base).sum(-1)).sum()
+            if exact:
+                semantic = semantic + F.relu(lam - 0.5 * (cos_base[i] + cos_base[j]))
+    if exact:
+        # ITI-GEN divides the pair sums by 2·C(K,2)/K = K − 1
+        direction, semantic = direction / (K - 1), semantic / (K - 1)
+    else:
+        semantic = F.relu(lam - cos_base).sum()
     return direction, semantic, t
+
+
+def cosine_fallback_loss(t: torch.Tensor, image_means: torch.Tensor) -> torch.Tensor:
+    """ITI-GEN's loss when the direction loss is NaN: ``Σ_k (1 − mean cos(image of k, t_k))`` over present categories."""
+    present = ~torch.isnan(image_means).any(-1)
+    return (1 - (image_means[present] * t[present]).sum(-1)).sum()
 
 
 def train_iti_gen(
@@ -221,6 +287,12 @@ def train_iti_gen(
     encoder_key: str = "tokens",
     tokenizer: Any = None,
     image_processor: Any = None,
+    layout: str = LAYOUT_REFERENCE,
+    objective: str = "reference",
+    init: str = "zeros",
+    lr_milestones: Sequence[int] = (10,),
+    lr_gamma: float = 0.5,
+    batching: str = "reference",
 ) -> TrainResult:
     """Learn ``n_tokens`` inclusive tokens per category of one tSA (ITI-GEN); save them if ``out_path``.
 
@@ -229,8 +301,18 @@ def train_iti_gen(
     category order (K ≥ 2). ``out_path``: a directory; writes ``<tsa>.safetensors`` and
     ``<tsa>.json``. ``encoder_key``: the tensor name in the file ("tokens" = use for any
     pipeline encoder of that width; "text_encoder"/"text_encoder_2" for a specific one).
+    ``layout``, ``objective``, ``init``, ``lr_milestones``/``lr_gamma`` and ``batching``: see
+    the module docstring (defaults = ITI-GEN's reference code).
     Returns the tokens, the loss history (one dict per step) and the file path.
     """
+    if layout not in LAYOUTS:
+        raise UserError(f"iti-gen: layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
+    if objective not in OBJECTIVES:
+        raise UserError(f"iti-gen: objective {objective!r}; expected one of {', '.join(OBJECTIVES)}")
+    if init not in ("zeros", "random"):
+        raise UserError(f"iti-gen: init {init!r}; expected zeros or random")
+    if batching not in ("reference", "per-category"):
+        raise UserError(f"iti-gen: batching {batching!r}; expected reference or per-category")
     if len(reference) < 2:
         raise UserError(f"iti-gen: {len(reference)} categories given; expected at least 2 (one reference folder each)")
     model, tok, proc = _load_clip(clip_model_dir_or_model)
@@ -246,28 +328,33 @@ def train_iti_gen(
             feats.append(torch.cat(chunks))
     gen = torch.Generator().manual_seed(seed)
     table = model.text_model.embeddings.token_embedding.weight
-    std = float(table.std())
-    tokens = (torch.randn(len(categories), n_tokens, table.shape[1], generator=gen) * std).requires_grad_(True)
+    shape = (len(categories), n_tokens, table.shape[1])
+    if init == "zeros":
+        tokens = torch.zeros(shape).requires_grad_(True)
+    else:
+        tokens = (torch.randn(shape, generator=gen) * float(table.std())).requires_grad_(True)
     opt = torch.optim.Adam([tokens], lr=lr)
+    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(lr_milestones), gamma=lr_gamma)
     rng = random.Random(seed)
     history = []
     for epoch in range(epochs):
-        for _ in range(steps_per_epoch):
-            means = []
-            for f in feats:
-                idx = rng.sample(range(len(f)), min(batch_size, len(f)))
-                means.append(f[idx].mean(0))
-            direction, semantic, _ = iti_gen_losses(model, tokenizer, tokens, torch.stack(means), base_prompt, lam)
-            loss = direction + semantic
+        for means in _epoch_batches(feats, steps_per_epoch, batch_size, batching, rng):
+            direction, semantic, t = iti_gen_losses(model, tokenizer, tokens, means, base_prompt, lam, layout, objective)
+            fallback = bool(torch.isnan(direction))
+            loss = (cosine_fallback_loss(t, means) if fallback else direction) + semantic
             opt.zero_grad()
             loss.backward()
             opt.step()
-            history.append({"epoch": epoch, "loss": loss.item(), "direction": direction.item(), "semantic": semantic.item()})
+            history.append({"epoch": epoch, "loss": loss.item(), "direction": direction.item(), "semantic": semantic.item(),
+                            "lr": opt.param_groups[0]["lr"], "cosine_fallback": fallback})
+        sched.step()
     clip_name = str(clip_model_dir_or_model) if isinstance(clip_model_dir_or_model, (str, Path)) else type(model).__name__
     result = InclusiveTokens(
         tsa=tsa, categories=categories, base_prompt=base_prompt, tokens={encoder_key: tokens.detach().clone()},
         meta={"clip": clip_name, "lambda": lam, "lr": lr, "epochs": epochs, "steps_per_epoch": steps_per_epoch,
-              "batch_size": batch_size, "max_images": max_images, "seed": seed,
+              "batch_size": batch_size, "max_images": max_images, "seed": seed, "layout": layout,
+              "objective": objective, "init": init, "lr_milestones": list(lr_milestones), "lr_gamma": lr_gamma,
+              "batching": batching,
               "n_reference": {c: len(f) for c, f in zip(categories, feats)},
               "final_loss": history[-1] if history else None},
     )
@@ -275,31 +362,98 @@ def train_iti_gen(
     return TrainResult(result, history, path)
 
 
+def _epoch_batches(feats: list[torch.Tensor], steps: int, batch_size: int, batching: str, rng: random.Random):
+    """Per step, the (K, E) category means of one batch of reference features (NaN row: category absent)."""
+    if batching == "per-category":
+        for _ in range(steps):
+            yield torch.stack([f[rng.sample(range(len(f)), min(batch_size, len(f)))].mean(0) for f in feats])
+        return
+    pool = [(k, i) for k, f in enumerate(feats) for i in range(len(f))]
+    rng.shuffle(pool)
+    size = max(1, len(pool) // steps)  # the reference's DataLoader: batch N // steps, drop_last
+    for b in range(min(steps, len(pool) // size)):
+        chunk = pool[b * size : (b + 1) * size]
+        rows = []
+        for k, f in enumerate(feats):
+            idx = [i for kk, i in chunk if kk == k]
+            rows.append(f[idx].mean(0) if idx else torch.full_like(f[0], float("nan")))
+        yield torch.stack(rows)
+
+
 # --- generation ----------------------------------------------------------------------------
-def encode_inclusive(pipe: Any, base_texts: Sequence[str], tokens: Sequence[InclusiveTokens], cats: Sequence[int]) -> tuple[PromptEmbeds, list[list[int]]]:
-    """Embeddings of ``base + learned tokens of category k`` per row, and the tokens' positions."""
-    texts, positions = [], []
-    for base, tok in zip(base_texts, tokens):
-        text, pos = with_placeholders(pipe.tokenizer, base, tok.n_tokens)
-        texts.append(text)
-        positions.append(pos)
-    vectors = {}
-    for name, enc in text_encoders(pipe).items():
+@dataclass
+class InclusivePrompts:
+    """Embeddings of ``base + learned tokens`` per row, the tokens' positions and the feature position per row."""
+
+    embeds: PromptEmbeds
+    positions: list[list[int]]
+    after: list[int]
+    layout: str
+
+
+def _tokenizer_for(pipe: Any, encoder_name: str) -> Any:
+    return pipe.tokenizer_2 if encoder_name == "text_encoder_2" else pipe.tokenizer
+
+
+def encode_inclusive(
+    pipe: Any, base_texts: Sequence[str], tokens: Sequence[InclusiveTokens], cats: Sequence[int], layout: str | None = None
+) -> InclusivePrompts:
+    """Embeddings of ``base + learned tokens of category k`` per row, in ``layout`` (None: the tokens' own).
+
+    Tokens imported from the authors' prompt embeddings (a ``prompt_embeds`` tensor (K, 77, D),
+    see ``iti_gen_import``) are used as they are (SD 1.x: one text encoder).
+    """
+    layout = layout or tokens[0].layout
+    encs = text_encoders(pipe)
+    if all("prompt_embeds" in tok.tokens for tok in tokens):
+        if len(encs) != 1:
+            raise UserError("iti-gen: imported prompt embeddings are for an SD 1.x pipeline (one text encoder); this pipeline has two")
+        enc = next(iter(encs.values()))
+        rows = [tok.tokens["prompt_embeds"][k] for tok, k in zip(tokens, cats)]
+        lays = [token_layout(pipe.tokenizer, base, tok.n_tokens, LAYOUT_REFERENCE) for base, tok in zip(base_texts, tokens)]
+        embeds = PromptEmbeds(torch.stack(rows).to(device=enc.device, dtype=enc.dtype))
+        return InclusivePrompts(embeds, [lay.positions for lay in lays], [lay.feature_position for lay in lays], LAYOUT_REFERENCE)
+    ids: dict[str, torch.Tensor] = {}
+    vectors: dict[str, list[torch.Tensor]] = {}
+    positions: list[list[int]] = []
+    after: list[int] = []
+    for name, enc in encs.items():
         width = enc.get_input_embeddings().embedding_dim
-        vectors[name] = [tok.for_encoder(name, width)[k] for tok, k in zip(tokens, cats)]
-    with injected_tokens(text_encoders(pipe), positions, vectors):
-        embeds = encode_prompts(pipe, texts)
-    return embeds, positions
+        lays = [token_layout(_tokenizer_for(pipe, name), base, tok.n_tokens, layout) for base, tok in zip(base_texts, tokens)]
+        ids[name] = torch.tensor([lay.input_ids for lay in lays])
+        vectors[name] = [as_token_embeddings(tok.for_encoder(name, width)[k], lay.positions, enc, layout)
+                         for tok, k, lay in zip(tokens, cats, lays)]
+        if not positions:
+            positions = [lay.positions for lay in lays]
+            after = [lay.feature_position for lay in lays]
+    with injected_tokens(encs, positions, vectors):
+        embeds = encode_ids(pipe, ids, after)
+    return InclusivePrompts(embeds, positions, after, layout)
+
+
+def encode_base(pipe: Any, texts: Sequence[str], layout: str) -> PromptEmbeds:
+    """The plain base prompt, padded as the layout pads (``"reference"``: ``!`` after end-of-text)."""
+    if layout != LAYOUT_REFERENCE:
+        return encode_prompts(pipe, texts)
+    from t2ibench.attention.text import reference_padded_ids
+
+    ids = {name: torch.tensor([reference_padded_ids(_tokenizer_for(pipe, name), t) for t in texts]) for name in text_encoders(pipe)}
+    return encode_ids(pipe, ids)
 
 
 class ItiGen(ControlledMethod):
     name = "iti-gen"
     summary = "ITI-GEN inclusive prompts: learned tokens per tSA category, balanced (baseline)"
 
-    def __init__(self, tokens_dir: str | None = None) -> None:
-        """``tokens_dir``: folder with ``<tsa>.safetensors`` + ``<tsa>.json`` from ``t2ibench itigen train``,
-        or ``"@tinyworld"`` for the tokens shipped with the tinyworld models."""
+    def __init__(self, tokens_dir: str | None = None, layout: str | None = None) -> None:
+        """``tokens_dir``: folder with ``<tsa>.safetensors`` + ``<tsa>.json`` from ``t2ibench itigen train``
+        (or ``t2ibench itigen import``), or ``"@tinyworld"`` for the tokens shipped with the tinyworld
+        models. ``layout``: prompt layout, ``"reference"`` or ``"shifted"``; None = the layout the
+        tokens were learned in (their ``.json``)."""
+        if layout is not None and layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS} or None, got {layout!r}")
         self.tokens_dir = tokens_dir
+        self.layout = layout
         self._tokens: dict[str, InclusiveTokens] = {}
 
     def tokens_for(self, job: ImageJob) -> InclusiveTokens:
@@ -316,10 +470,14 @@ class ItiGen(ControlledMethod):
             self._tokens[tsa] = tok
         return self._tokens[tsa]
 
-    def inclusive_embeds(self, pipe: Any, jobs: Sequence[ImageJob]) -> tuple[PromptEmbeds, list[list[int]]]:
+    def inclusive_prompts(self, pipe: Any, jobs: Sequence[ImageJob]) -> InclusivePrompts:
         toks = [self.tokens_for(job) for job in jobs]
         cats = [category(job, self.name)[0] for job in jobs]
-        return encode_inclusive(pipe, [base_prompt(job) for job in jobs], toks, cats)
+        return encode_inclusive(pipe, [base_prompt(job) for job in jobs], toks, cats, self.layout)
+
+    def inclusive_embeds(self, pipe: Any, jobs: Sequence[ImageJob]) -> tuple[PromptEmbeds, list[list[int]]]:
+        out = self.inclusive_prompts(pipe, jobs)
+        return out.embeds, out.positions
 
     def prompt_text(self, job: ImageJob) -> str:
         return base_prompt(job)
@@ -329,4 +487,7 @@ class ItiGen(ControlledMethod):
         return embeds.kwargs()
 
     def image_meta(self, job: ImageJob) -> dict:
-        return {**category_meta(job, self.name), "inclusive_tokens": 3 if not self._tokens else self.tokens_for(job).n_tokens}
+        meta = {**category_meta(job, self.name), "inclusive_tokens": 3 if not self._tokens else self.tokens_for(job).n_tokens}
+        if self._tokens:
+            meta["prompt_layout"] = self.layout or self.tokens_for(job).layout
+        return meta

@@ -8,6 +8,12 @@ categories make image ``i`` for category ``i % K``.
 Attributes: CelebA binary attributes used by ITI-GEN/FairQueue (category 0 = attribute absent),
 FairFace ``Age`` (9 bins) and ``Skin_Tone`` (6 Fitzpatrick types, as in ITI-GEN's FAIR
 benchmark). The hard and class prompt wording is this project's; change it with ``params``.
+
+Class prompts (``params.class_prompts``): ``"headshot"`` (default) = "a headshot of ..." as
+ITI-GEN's ``evaluation.py`` is used (README: ``--class-list 'a headshot of a person wearing
+eyeglasses' 'a headshot of a person'``; its per-attribute wording, supplement Table A3, is not
+reproduced here, so the hard-prompt wording is used); ``"photo"`` = "a photo of ..." (the
+project's earlier wording).
 """
 
 from __future__ import annotations
@@ -78,7 +84,10 @@ TSAS: dict[str, list[tuple[str, str, str]]] = {
 DEFAULT_TSAS = ["Smiling", "High_Cheekbones", "Gray_Hair", "Eyeglasses", "Male", "Young", "Chubby"]
 
 
-def attribute_prompt(tsa: str, base_prompt: str = BASE_PROMPT) -> PromptItem:
+CLASS_PROMPT_STYLES = ("headshot", "photo")
+
+
+def attribute_prompt(tsa: str, base_prompt: str = BASE_PROMPT, class_prompts: str = "headshot") -> PromptItem:
     """The prompt item for one tSA (see module docstring for the meta keys)."""
     cats = TSAS[tsa]
     meta = {
@@ -86,7 +95,7 @@ def attribute_prompt(tsa: str, base_prompt: str = BASE_PROMPT) -> PromptItem:
         "base_prompt": base_prompt,
         "categories": [c[0] for c in cats],
         "hard_prompts": [c[1] if base_prompt == BASE_PROMPT else f"{base_prompt}, {c[0]}" for c in cats],
-        "class_prompts": [c[2] for c in cats],
+        "class_prompts": [c[1] if class_prompts == "headshot" else c[2] for c in cats],
     }
     return PromptItem(id=tsa, text=base_prompt, meta=meta)
 
@@ -95,12 +104,15 @@ def load_attribute_prompts(params: dict, *, limit: int | None = None, sample_see
     """``params.tsas`` (default: FairQueue's CelebA set) with ``params.base_prompt``."""
     tsas = params.get("tsas", DEFAULT_TSAS)
     base = params.get("base_prompt", BASE_PROMPT)
-    unknown_keys = sorted(set(params) - {"tsas", "base_prompt"})
+    style = params.get("class_prompts", "headshot")
+    unknown_keys = sorted(set(params) - {"tsas", "base_prompt", "class_prompts"})
     if unknown_keys:
-        raise UserError(f"{where}.params.{unknown_keys[0]}: unknown key; expected tsas, base_prompt")
+        raise UserError(f"{where}.params.{unknown_keys[0]}: unknown key; expected tsas, base_prompt, class_prompts")
+    if style not in CLASS_PROMPT_STYLES:
+        raise UserError(f"{where}.params.class_prompts: {style!r}; expected one of {', '.join(CLASS_PROMPT_STYLES)}")
     if not isinstance(tsas, list) or not tsas:
         raise UserError(f"{where}.params.tsas: expected a non-empty list of attribute names from {sorted(TSAS)}")
     for t in tsas:
         if t not in TSAS:
             raise UserError(f"{where}.params.tsas: unknown attribute {t!r}; expected one of {sorted(TSAS)}")
-    return subsample([attribute_prompt(t, base) for t in tsas], limit, sample_seed)
+    return subsample([attribute_prompt(t, base, style) for t in tsas], limit, sample_seed)

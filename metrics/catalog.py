@@ -7,6 +7,7 @@ functional forms live in the same modules.
 
 CATALOG: dict[str, str] = {
     "fid": "t2ibench.metrics.frechet:FIDScorer",
+    "fid_tsa": "t2ibench.metrics.fid_reference:FIDPerTSAScorer",
     "clip_score": "t2ibench.metrics.clip_score:CLIPScoreScorer",
     "image_reward": "t2ibench.metrics.image_reward:ImageRewardScorer",
     "fairness": "t2ibench.metrics.fairness:FairnessScorer",

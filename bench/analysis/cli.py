@@ -201,7 +201,8 @@ def _sources(args, pipe):
         k = args.category
         if not 0 <= k < len(tok.categories):
             raise UserError(f"--category {k}: expected 0..{len(tok.categories) - 1} for {tok.categories}")
-        embeds, positions = encode_inclusive(pipe, [tok.base_prompt], [tok], [k])
+        inclusive = encode_inclusive(pipe, [tok.base_prompt], [tok], [k])
+        embeds, positions = inclusive.embeds, inclusive.positions
         from ..attention.text import with_placeholders
 
         text, _ = with_placeholders(pipe.tokenizer, tok.base_prompt, tok.n_tokens)

@@ -1,10 +1,10 @@
 """Per-token cross-attention maps of one generation, on top of ``t2ibench.attention``.
 
 ``capture_maps`` runs the pipeline once with :class:`t2ibench.attention.CrossAttentionMaps`
-installed (DAAM-style: attention probabilities of the conditional rows summed over heads,
-each layer's map bilinearly upsampled to the latent grid and summed over layers) and returns a
-:class:`TokenMaps`: the image and ``per_step[s]`` = ``(T, h, w)`` maps of the prompt's tokens
-(T = 77 positions, 0 = start-of-text).
+installed (DAAM's aggregation: 8x8 layers skipped, each head's map of the conditional rows
+upsampled bicubically to the latent grid and clamped at 0) and returns a :class:`TokenMaps`: the
+image and ``per_step[s]`` = ``(T, h, w)``, the mean over heads and layers at step s, of the
+prompt's tokens (T = 77 positions, 0 = start-of-text).
 
 Words: ``TokenMaps.word_map(word)`` sums the maps of that word's tokens (a word like
 "eyeglasses" is two CLIP tokens), over a step range. ``box_shares`` gives the share of each
@@ -110,7 +110,7 @@ def capture_maps(
     call["callback_on_step_end_tensor_inputs"] = list(dict.fromkeys(["latents", *tensor_inputs]))
     with torch.no_grad(), maps.installed():
         image = pipe(**call).images[0]
-    per_step = {s: m[0].clone() for s, m in maps.per_step.items()}
+    per_step = {s: m[0] / max(1, maps.map_counts.get(s, 1)) for s, m in maps.per_step.items()}  # DAAM: mean per step
     return TokenMaps(
         prompt=prompt, image=image, per_step=per_step, labels=token_labels(pipe.tokenizer, prompt),
         spans=word_token_spans(pipe.tokenizer, prompt), num_steps=steps,
@@ -179,7 +179,7 @@ def capture_maps_on_image(
             eps = torch.randn(lat.shape, generator=gen)
             x_t = ab.sqrt().float() * lat + (1 - ab).sqrt().float() * eps
             _eps(pipe, x_t.to(pipe.unet.device), torch.tensor([float(t)]), [cond], ab)
-    per_step = {s: m[0].clone() for s, m in maps.per_step.items()}
+    per_step = {s: m[0] / max(1, maps.map_counts.get(s, 1)) for s, m in maps.per_step.items()}  # DAAM: mean per step
     return TokenMaps(
         prompt=prompt, image=image, per_step=per_step, labels=token_labels(pipe.tokenizer, prompt),
         spans=word_token_spans(pipe.tokenizer, prompt), num_steps=len(fractions),

@@ -15,7 +15,7 @@ Pieces (each a small module):
 - ``controls``: ``Temperature`` (self-attention τ), ``TokenReweight`` / ``Amplify`` (multiply the
   chosen tokens' attention by w, then renormalise — as a logit bias log w, still one SDPA call),
   ``ObjectFocusMask`` (each patch sees only its own entity group's tokens plus global tokens),
-  ``ValueMix`` (values from other encoder states: Structured Diffusion).
+  ``ValueMix`` / ``KeyMix`` (values / keys from other encoder states: Structured Diffusion).
 - ``maps``: ``CrossAttentionMaps`` — cross-attention map capture per token, layer and step,
   aggregated DAAM style (heads and layers summed, upsampled to the latent grid); eager softmax
   only on the captured layers and steps, conditional rows only. ::
@@ -33,12 +33,12 @@ Pieces (each a small module):
   ``injected_tokens`` (learned token vectors at placeholder positions), spaCy noun chunks /
   entity groups and their CLIP token positions.
 - ``switch``: ``PromptSwitch(at_step, embeds)`` — a step callback that swaps the conditional
-  prompt embeddings (SDXL: and pooled) so UNet call ``at_step`` is the first with the new
+  prompt embeddings (SDXL: and pooled) so sampler step ``at_step`` is the first with the new
   prompt (Prompt Queuing; I2H/H2I switching).
 - ``method``: ``ControlledMethod``, the ``Method`` base for methods built from controls.
 """
 
-from .controls import Amplify, ObjectFocusMask, Temperature, TokenReweight, ValueMix, cosine_curve, linear_curve, token_weights
+from .controls import Amplify, KeyMix, ObjectFocusMask, Temperature, TokenReweight, ValueMix, cosine_curve, linear_curve, token_weights
 from .layers import LayerInfo, LayerSelector, attention_layers
 from .maps import CrossAttentionMaps, token_labels
 from .method import ControlledMethod
@@ -50,7 +50,7 @@ from .text import PromptEmbeds, encode_prompts, entity_groups, injected_tokens, 
 __all__ = [
     "Amplify", "AttentionControl", "AttentionController", "ControlledAttnProcessor", "ControlledMethod",
     "CrossAttentionMaps", "LayerCall", "LayerInfo", "LayerSelector", "ObjectFocusMask", "PromptEmbeds", "PromptSwitch",
-    "StepState", "StepWindow", "Temperature", "TokenReweight", "ValueMix", "attention_layers",
+    "StepState", "StepWindow", "Temperature", "TokenReweight", "ValueMix", "KeyMix", "attention_layers",
     "char_span_tokens", "cosine_curve", "encode_prompts", "entity_groups", "injected_tokens",
     "linear_curve", "noun_phrases", "token_labels", "token_weights",
 ]

@@ -70,12 +70,29 @@ def token_weights(positions: Sequence[Sequence[int]], factor: float, n_tokens: i
 
 
 class Amplify(TokenReweight):
-    """Attention Amplification: the chosen tokens' attention times ``factor`` before renormalisation."""
+    """Attention Amplification: the chosen tokens' attention times ``factor``.
 
-    def __init__(self, positions: Sequence[Sequence[int]], factor: float = 10.0, layers: Any = "cross", steps: Any = None) -> None:
+    ``renormalize=True``: then the row is renormalised (a logit bias ``log factor``);
+    ``False``: the chosen probabilities are multiplied and the others left as they are (rows
+    no longer sum to 1; computed on the probabilities).
+    """
+
+    def __init__(
+        self, positions: Sequence[Sequence[int]], factor: float = 10.0, layers: Any = "cross", steps: Any = None,
+        renormalize: bool = True,
+    ) -> None:
         super().__init__(token_weights(positions, factor), layers, steps)
         self.factor = float(factor)
         self.positions = [list(p) for p in positions]
+        self.renormalize = bool(renormalize)
+        self.needs_probs = not self.renormalize
+
+    def logit_bias(self, call: LayerCall) -> torch.Tensor | None:
+        return super().logit_bias(call) if self.renormalize else None
+
+    def edit_probs(self, call: LayerCall, probs: torch.Tensor) -> torch.Tensor:
+        w = self.weights[..., : call.n_key].to(device=probs.device, dtype=probs.dtype)
+        return probs * w[:, None, None, :]
 
 
 class ObjectFocusMask(AttentionControl):
@@ -148,6 +165,35 @@ class ValueMix(AttentionControl):
     def value_states(self, call: LayerCall) -> torch.Tensor | None:
         if self.states.shape[0] != call.n_cond:
             raise ValueError(f"value states for {self.states.shape[0]} prompts, the batch has {call.n_cond}")
+        return self.states
+
+
+class KeyMix(AttentionControl):
+    """Keys of the conditional rows from several encoder states (Structured Diffusion's conjunction mode).
+
+    ``states``: one (n_cond, T, D) tensor per key set; the conditional rows' attention
+    probabilities are the mean over the sets of ``softmax(q · to_k(E_k)ᵀ · scale)``.
+    ``counts[r]``: how many of the sets row r has (the first ``counts[r]``; rows with fewer
+    phrases are padded); None = all.
+    """
+
+    needs_probs = True
+
+    def __init__(self, states: Sequence[torch.Tensor], layers: Any = "cross", steps: Any = None,
+                 counts: Sequence[int] | None = None) -> None:
+        super().__init__(layers, steps)
+        self.states = list(states)
+        self.counts = None if counts is None else list(counts)
+
+    def key_weights(self, call: LayerCall) -> torch.Tensor | None:
+        if self.counts is None:
+            return None
+        return (torch.arange(len(self.states))[:, None] < torch.tensor(self.counts)[None, :]).float()
+
+    def key_states(self, call: LayerCall) -> list[torch.Tensor]:
+        for s in self.states:
+            if s.shape[0] != call.n_cond:
+                raise ValueError(f"key states for {s.shape[0]} prompts, the batch has {call.n_cond}")
         return self.states
 
 

@@ -4,10 +4,19 @@ Only the captured layers compute probabilities, and only for the conditional row
 captured steps (``softmax(q kᵀ · scale)``, then ``probs @ v``); the unconditional rows and
 every other layer keep SDPA. (The captured rows' outputs equal SDPA's up to float rounding.)
 
-Units: a map value is an attention probability summed over heads (as DAAM); per step the maps
-of the captured layers are bilinearly upsampled to the latent resolution (or ``resolution``)
-and summed over layers. Shapes: ``(B, T, H, W)`` with B the prompts of the call (conditional
-rows), T the kept token positions (all 77 by default, position 0 = start-of-text).
+Aggregation (``aggregation``):
+
+- ``"daam"`` (default; castorini/daam ``trace.py`` and FairQueue's ``Analysis_Code/daam``):
+  layers whose latent downscale factor is in ``skip_factors`` (8: the 8x8 layers of SD at
+  512 px) are skipped; each head's map is upsampled bicubically to the latent resolution (or
+  ``resolution``) and clamped at 0; ``aggregate`` returns the mean over heads, layers and the
+  chosen steps (a map value is a mean attention probability).
+- ``"sum"`` (t2ibench's earlier figures): every captured layer, maps summed over heads,
+  bilinear upsampling, summed over layers and steps.
+
+Shapes: ``(B, T, H, W)`` with B the prompts of the call (conditional rows), T the kept token
+positions (all 77 by default, position 0 = start-of-text). ``per_step[s]`` holds the step's sum
+(``"daam"``: over heads and layers, with ``map_counts[s]`` maps in it).
 
 Usage::
 
@@ -30,6 +39,7 @@ clears what was captured.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable, Sequence
 
 import torch
@@ -49,8 +59,15 @@ class CrossAttentionMaps(AttentionControl):
         tokens: Sequence[int] | None = None,
         keep_layers: bool = False,
         resolution: tuple[int, int] | None = None,
+        aggregation: str = "daam",
+        skip_factors: Sequence[int] = (8,),
     ) -> None:
+        if aggregation not in ("daam", "sum"):
+            raise ValueError(f"aggregation must be 'daam' or 'sum', got {aggregation!r}")
         super().__init__(layers, steps)
+        self.aggregation = aggregation
+        self.skip_factors = {int(f) for f in skip_factors}
+        self.map_counts: dict[int, int] = {}
         self.tokens = None if tokens is None else list(tokens)
         self.keep_layers = keep_layers
         self.resolution = resolution
@@ -61,6 +78,9 @@ class CrossAttentionMaps(AttentionControl):
 
     # capture -----------------------------------------------------------------------------
     def observe(self, call: LayerCall, probs: torch.Tensor) -> None:
+        if self.aggregation == "daam":
+            self._observe_daam(call, probs)
+            return
         h, w = call.hw
         maps = probs.detach().float().sum(1)  # (B, N, T), summed over heads
         if self.tokens is not None:
@@ -77,15 +97,42 @@ class CrossAttentionMaps(AttentionControl):
         else:
             self.per_step[call.step] = maps.clone()
         self.layer_counts[call.step] = self.layer_counts.get(call.step, 0) + 1
+        self.map_counts[call.step] = self.map_counts.get(call.step, 0) + 1
+
+    def _observe_daam(self, call: LayerCall, probs: torch.Tensor) -> None:
+        h, w = call.hw
+        target = tuple(self.resolution or call.latent_hw or (h, w))
+        latent = call.latent_hw or (h, w)
+        factor = int(round(math.sqrt(latent[0] * latent[1] / (h * w))))
+        if factor in self.skip_factors:
+            return
+        p = probs.detach().float()  # (B, heads, N, T)
+        if self.tokens is not None:
+            p = p[..., self.tokens]
+        b, heads, _, t = p.shape
+        maps = p.transpose(2, 3).reshape(b * heads, t, h, w)
+        if self.keep_layers:
+            self.per_layer[(call.step, call.layer.name)] = maps.reshape(b, heads, t, h, w).sum(1).cpu().clone()
+        if (h, w) != target:
+            maps = F.interpolate(maps, size=target, mode="bicubic", align_corners=False)
+        maps = maps.clamp_(min=0).reshape(b, heads, t, *target).sum(1).cpu()
+        if call.step in self.per_step:
+            self.per_step[call.step] += maps
+        else:
+            self.per_step[call.step] = maps.clone()
+        self.layer_counts[call.step] = self.layer_counts.get(call.step, 0) + 1
+        self.map_counts[call.step] = self.map_counts.get(call.step, 0) + heads
 
     def reset(self) -> None:
+        self.map_counts.clear()
         self.per_step.clear()
         self.layer_counts.clear()
         self.per_layer.clear()
 
     # results ------------------------------------------------------------------------------
     def aggregate(self, steps: Iterable[int] | None = None, layers: Iterable[str] | None = None) -> torch.Tensor:
-        """(B, T, H, W): maps summed over heads, layers and the given steps (default all)."""
+        """(B, T, H, W) over the given steps (default all): ``"daam"``: the mean over heads, layers and
+        steps; ``"sum"``: the sum. With ``layers`` (needs ``keep_layers``): the sum of those layers' raw maps."""
         if layers is not None:
             if not self.keep_layers:
                 raise ValueError("per-layer aggregation needs keep_layers=True")
@@ -107,6 +154,8 @@ class CrossAttentionMaps(AttentionControl):
         total = self.per_step[keys[0]].clone()
         for s in keys[1:]:
             total += self.per_step[s]
+        if self.aggregation == "daam":
+            total /= max(1, sum(self.map_counts.get(s, 0) for s in keys))
         return total
 
     def heatmaps(self, size: tuple[int, int] | None = None, steps: Iterable[int] | None = None, normalize: bool = True) -> torch.Tensor:

@@ -14,6 +14,7 @@ from typing import Any, Sequence
 from ..method import Method
 from ..types import ImageJob, SamplerConfig
 from .processor import AttentionControl, AttentionController
+from .steps import scheduler_timesteps
 
 
 class ControlledMethod(Method):
@@ -34,5 +35,5 @@ class ControlledMethod(Method):
     def on_step_end(self, pipe: Any, step: int, timestep: Any, callback_kwargs: dict) -> dict:
         callback_kwargs = self.step_end(pipe, step, timestep, callback_kwargs)
         if self._controller is not None:
-            self._controller.state.advance(step)
+            self._controller.state.advance(step, scheduler_timesteps(pipe, step, timestep))
         return callback_kwargs

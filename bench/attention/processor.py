@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from ..method import installed_processors
 from .layers import LayerInfo, attention_layers, spatial_shape
-from .steps import StepState
+from .steps import StepState, scheduler_timesteps
 
 
 @dataclass
@@ -95,6 +95,15 @@ class AttentionControl:
         """Encoder states (n_cond, T, D) to compute the conditional rows' values from."""
         return None
 
+    def key_states(self, call: LayerCall) -> list[torch.Tensor] | None:
+        """Several encoder states [(n_cond, T, D), …] to compute keys from (controls with ``needs_probs``):
+        the conditional rows' probabilities become the mean of the softmax over each key set."""
+        return None
+
+    def key_weights(self, call: LayerCall) -> torch.Tensor | None:
+        """(n_sets, n_cond) weights of the key sets per row (0 = the row has no such set); None = equal."""
+        return None
+
     def logit_bias(self, call: LayerCall) -> torch.Tensor | None:
         """Additive logits for the conditional rows, broadcastable to (n_cond, H, N, T)."""
         return None
@@ -109,6 +118,11 @@ class AttentionControl:
 
     def observe(self, call: LayerCall, probs: torch.Tensor) -> None:
         """The final probabilities of the conditional rows, (n_cond, H, N, T)."""
+
+
+def split_rows(x: torch.Tensor, heads: int, head_dim: int) -> torch.Tensor:
+    """(B, T, heads·head_dim) → (B, heads, T, head_dim)."""
+    return x.view(x.shape[0], -1, heads, head_dim).transpose(1, 2)
 
 
 class ControlledAttnProcessor:
@@ -212,14 +226,33 @@ class ControlledAttnProcessor:
                 m = None if attention_mask is None else attention_mask[other]
                 out[other] = F.scaled_dot_product_attention(query[other], key[other], value[other], attn_mask=m, scale=scale)
             # eager rows in float32 (softmax of fp16 logits loses the small probabilities)
-            logits = torch.matmul(query[cond], key[cond].transpose(-1, -2)).float() * scale
-            if bias is not None:
-                logits = logits + bias
-            if attention_mask is not None:
-                logits = logits + attention_mask[cond].float()
-            for control in prob_controls:
-                logits = control.edit_logits(call, logits)
-            probs = logits.softmax(dim=-1)
+            key_control = next((c for c in prob_controls if c.key_states(call) is not None), None)
+            key_sets = None if key_control is None else key_control.key_states(call)
+            set_w = None if key_control is None else key_control.key_weights(call)
+            if key_sets is None:
+                keys = [key[cond]]
+            else:
+                keys = []
+                for states in key_sets:
+                    states = states.to(device=key.device, dtype=context.dtype)
+                    if attn.norm_cross:
+                        states = attn.norm_encoder_hidden_states(states)
+                    k = split_rows(attn.to_k(states), heads, head_dim)
+                    keys.append(attn.norm_k(k) if attn.norm_k is not None else k)
+            probs = None
+            for i, k in enumerate(keys):
+                logits = torch.matmul(query[cond], k.transpose(-1, -2)).float() * scale
+                if bias is not None:
+                    logits = logits + bias
+                if attention_mask is not None:
+                    logits = logits + attention_mask[cond].float()
+                for control in prob_controls:
+                    logits = control.edit_logits(call, logits)
+                p = logits.softmax(dim=-1)
+                if set_w is not None:
+                    p = p * set_w[i].to(device=p.device, dtype=p.dtype)[:, None, None, None]
+                probs = p if probs is None else probs + p
+            probs = probs / (len(keys) if set_w is None else set_w.sum(0).to(device=probs.device, dtype=probs.dtype)[:, None, None, None])
             for control in prob_controls:
                 probs = control.edit_probs(call, probs)
             for control in prob_controls:
@@ -294,8 +327,8 @@ class AttentionController:
         return (int(height or default) // factor, int(width or default) // factor)
 
     def callback(self, pipe: Any, step: int, timestep: Any, callback_kwargs: dict) -> dict:
-        """diffusers ``callback_on_step_end``: advances the shared step counter."""
-        self.state.advance(step)
+        """diffusers ``callback_on_step_end``: advances the shared step counter (sampler steps, see ``steps.py``)."""
+        self.state.advance(step, scheduler_timesteps(pipe, step, timestep))
         return callback_kwargs
 
     def cond_rows(self, batch: int) -> slice:

@@ -1,21 +1,53 @@
 """The shared step counter and step windows.
 
-A pipeline call runs ``num_steps`` denoising steps (PNDM/PLMS runs one extra UNet call at the
-end; it counts as step ``num_steps``). ``StepState.step`` is the index of the step being
-computed: 0 before the first UNet call, set to ``i + 1`` by the controller's step callback
-(diffusers ``callback_on_step_end`` is called after step ``i``). Every control on a pipeline
-reads the same ``StepState``.
+A step is a *sampler step* (one timestep of the schedule), not a UNet call. Diffusers' PNDM
+with ``skip_prk_steps`` (PLMS) makes ``num_steps + 1`` UNet calls and repeats its *second*
+timestep (50 steps: ``[981, 961, 961, 941, …, 1]``): the first two calls are the reference
+PLMS sampler's first step (its improved-Euler start evaluates the model at ``t`` and at the
+next timestep), so both count as step 0 and call ``c ≥ 2`` is step ``c − 1``
+(:func:`sampler_steps`: a step begins at the last call with its timestep). Schedulers without
+a repeated timestep (DDIM, Euler) have one call per step.
+
+``StepState.call`` is the index of the UNet call in progress and ``StepState.step`` its
+sampler step: 0 before the first call, updated by the controller's step callback (diffusers
+``callback_on_step_end`` is called after call ``i`` with its timestep). Every control on a
+pipeline reads the same ``StepState``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+
+def sampler_steps(timesteps: Sequence[Any]) -> list[int]:
+    """Sampler step of each UNet call, from the scheduler's ``timesteps`` (one entry per call).
+
+    A step begins at the last call with its timestep: ``[981, 961, 961, 941]`` → ``[0, 0, 1, 2]``.
+    """
+    ts = [float(t) for t in timesteps]
+    out, begun = [], 0
+    for c, t in enumerate(ts):
+        if c + 1 == len(ts) or ts[c + 1] != t:  # the last call with this timestep begins a step
+            begun += 1
+        out.append(max(begun - 1, 0))
+    return out
+
+
+def scheduler_timesteps(pipe: Any, call: int, timestep: Any) -> list[float] | None:
+    """The pipeline scheduler's timesteps if they belong to this call (``timesteps[call] == timestep``)."""
+    if timestep is None:
+        return None
+    ts = getattr(getattr(pipe, "scheduler", None), "timesteps", None)
+    if ts is None or call >= len(ts):
+        return None
+    ts = [float(t) for t in ts]
+    return ts if ts[call] == float(timestep) else None
 
 
 @dataclass
 class StepState:
-    """Step index of the UNet call in progress, the call's nominal number of steps, CFG layout."""
+    """Sampler step and UNet call in progress, the call's nominal number of steps, CFG layout."""
 
     step: int = 0
     num_steps: int = 50
@@ -23,24 +55,34 @@ class StepState:
     latent_hw: tuple[int, int] | None = None
     #: classifier-free guidance layout: True = batch is [uncond, cond]; None = ask the pipeline
     cfg: bool | None = None
+    call: int = 0
+    #: sampler step of each UNet call (None until the scheduler's timesteps are known: one call per step)
+    steps_of_call: list[int] | None = field(default=None, repr=False)
 
     def begin(self, num_steps: int, latent_hw: tuple[int, int] | None = None, cfg: bool | None = None) -> None:
         self.step = 0
+        self.call = 0
         self.num_steps = int(num_steps)
         self.latent_hw = latent_hw
         self.cfg = cfg
+        self.steps_of_call = None
 
-    def advance(self, finished_step: int) -> None:
-        """Called from the step callback after step ``finished_step``."""
-        self.step = int(finished_step) + 1
+    def advance(self, finished_call: int, timesteps: Sequence[Any] | None = None) -> None:
+        """Called from the step callback after UNet call ``finished_call`` (``timesteps``: the schedule, one per call)."""
+        self.call = int(finished_call) + 1
+        if timesteps is not None and self.steps_of_call is None:
+            self.steps_of_call = sampler_steps(timesteps)
+        table = self.steps_of_call
+        self.step = table[self.call] if table is not None and self.call < len(table) else (
+            table[-1] + 1 + self.call - len(table) if table else self.call)
 
 
 @dataclass(frozen=True)
 class StepWindow:
     """Steps ``[start, stop)``, as fractions of ``num_steps`` (``fraction=True``) or as indices.
 
-    Fractions are turned into indices with ``round(f * num_steps)``; ``stop=1.0`` also covers
-    the extra final PLMS step.
+    Fractions are turned into sampler-step indices with ``round(f * num_steps)``; ``stop=1.0``
+    covers every step.
     """
 
     start: float = 0.0

@@ -92,6 +92,109 @@ def with_placeholders(tokenizer: Any, base: str, n: int) -> tuple[str, list[int]
     return text, list(range(eos, eos + n))
 
 
+#: prompt layouts for learned tokens (ITI-GEN, FairQueue); see docs/protocols.md
+LAYOUT_REFERENCE = "reference"
+LAYOUT_SHIFTED = "shifted"
+LAYOUTS = (LAYOUT_REFERENCE, LAYOUT_SHIFTED)
+#: padding id of OpenAI ``clip.tokenize`` (the token ``!``), used by the reference layout
+REFERENCE_PAD_ID = 0
+
+
+@dataclass(frozen=True)
+class TokenLayout:
+    """Token ids of ``base + n learned tokens`` in one layout.
+
+    ``input_ids``: ``model_max_length`` ids; ``positions``: the learned tokens' positions;
+    ``feature_position``: where the text feature (pooled output) is read.
+
+    - ``"reference"`` (ITI-GEN ``model.py``, FairQueue ``generation_mixing.py``): the tokens
+      overwrite the base prompt's end-of-text and the next ``n − 1`` positions, every later
+      position is ``!`` (id 0, OpenAI ``clip.tokenize`` padding), the feature is read right
+      after the tokens, and a learned vector *replaces* token + position embedding.
+    - ``"shifted"`` (t2ibench before 2026-11): the tokens sit before end-of-text, which moves
+      right; padding is the tokenizer's; the feature is read at end-of-text; a learned vector
+      replaces the token embedding (the position embedding is added to it).
+    """
+
+    input_ids: list[int]
+    positions: list[int]
+    feature_position: int
+    layout: str
+
+
+def token_layout(tokenizer: Any, base: str, n: int, layout: str = LAYOUT_REFERENCE) -> TokenLayout:
+    """Ids, learned-token positions and feature position of ``base`` + ``n`` placeholders."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    length = int(tokenizer.model_max_length)
+    base_ids = list(tokenizer(base, truncation=False)["input_ids"])
+    eos = len(base_ids) - 1
+    ph = placeholder_id(tokenizer)
+    positions = list(range(eos, eos + n))
+    if layout == LAYOUT_REFERENCE:
+        if eos + n + 1 > length:
+            raise ValueError(f"prompt too long for {n} learned tokens: {base[:60]!r}")
+        ids = base_ids[:eos] + [ph] * n + [REFERENCE_PAD_ID] * (length - eos - n)
+    else:
+        text, positions = with_placeholders(tokenizer, base, n)
+        ids = list(tokenizer(text, padding="max_length", max_length=length, truncation=True)["input_ids"])
+    return TokenLayout(ids, positions, eos + n, layout)
+
+
+def reference_padded_ids(tokenizer: Any, text: str) -> list[int]:
+    """``text`` tokenized as OpenAI ``clip.tokenize`` does: end-of-text, then ``!`` (id 0) padding."""
+    length = int(tokenizer.model_max_length)
+    ids = list(tokenizer(text, truncation=True, max_length=length)["input_ids"])
+    return ids + [REFERENCE_PAD_ID] * (length - len(ids))
+
+
+def position_table(encoder: Any) -> torch.Tensor:
+    """The (max_positions, D) position-embedding table of a Hugging Face CLIP text encoder."""
+    model = getattr(encoder, "text_model", encoder)
+    return model.embeddings.position_embedding.weight
+
+
+def as_token_embeddings(vectors: torch.Tensor, positions: Sequence[int], encoder: Any, layout: str) -> torch.Tensor:
+    """What to write into the token-embedding output so the encoder sees ``vectors`` as the layout means.
+
+    ``"reference"``: the learned vector is the whole input embedding (ITI-GEN writes it over
+    token + position embedding), so the position embedding the encoder adds is subtracted here.
+    """
+    if layout != LAYOUT_REFERENCE:
+        return vectors
+    pos = position_table(encoder)[list(positions)]
+    return vectors - pos.to(device=vectors.device, dtype=vectors.dtype)
+
+
+def encode_ids(pipe: Any, ids: Mapping[str, torch.Tensor], feature_position: Sequence[int] | None = None) -> PromptEmbeds:
+    """Conditional embeddings from token ids per text encoder, as the pipeline's ``encode_prompt``.
+
+    ``ids``: ``{"text_encoder": (n, 77) ids, ...}`` for each encoder the pipeline has. SD: the
+    last hidden state. SDXL: the penultimate hidden states of both encoders concatenated, and
+    the pooled embedding of encoder 2 read at ``feature_position[r]`` (default: end-of-text).
+    """
+    device = execution_device(pipe)
+    encs = text_encoders(pipe)
+    if not is_sdxl(pipe):
+        enc = encs["text_encoder"]
+        with torch.no_grad():
+            out = enc(ids["text_encoder"].to(device))[0]
+        return PromptEmbeds(out.to(dtype=enc.dtype))
+    hidden, pooled = [], None
+    with torch.no_grad():
+        for name, enc in encs.items():
+            x = ids[name].to(device)
+            out = enc(x, output_hidden_states=True)
+            hidden.append(out.hidden_states[-2])
+            if name == "text_encoder_2":
+                last = out.last_hidden_state
+                rows = torch.arange(x.shape[0], device=device)
+                pos = (torch.as_tensor(list(feature_position), device=device) if feature_position is not None
+                       else (x == pipe.tokenizer_2.eos_token_id).int().argmax(-1))
+                pooled = enc.text_projection(last[rows, pos])
+    return PromptEmbeds(torch.cat(hidden, dim=-1), pooled)
+
+
 @contextmanager
 def injected_tokens(
     encoders: Mapping[str, Any],

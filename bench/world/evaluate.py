@@ -251,8 +251,8 @@ def eval_itigen(out: Path, steps: int = 25, guidance: float = 5.0, per_category:
         seeds = [700_000 + i for i in range(n)]
         images = []
         for s in range(0, n, 32):
-            embeds, _ = encode_inclusive(pipe, [NEUTRAL_FACE] * len(cats[s:s + 32]), [tok] * len(cats[s:s + 32]),
-                                         cats[s:s + 32])
+            embeds = encode_inclusive(pipe, [NEUTRAL_FACE] * len(cats[s:s + 32]), [tok] * len(cats[s:s + 32]),
+                                      cats[s:s + 32]).embeds
             gens = [torch.Generator("cpu").manual_seed(x) for x in seeds[s:s + 32]]
             images.append(pipe(**embeds.kwargs(), num_inference_steps=steps, guidance_scale=guidance, height=64,
                                width=64, generator=gens, output_type="pt").images.float().cpu())

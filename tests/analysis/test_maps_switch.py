@@ -9,7 +9,7 @@ from t2ibench.analysis.switch import PromptSource, switch_experiment, switched_c
 @pytest.mark.slow
 def test_capture_maps_words(tiny_sd):
     tm = capture_maps(tiny_sd, "a red circle", 0, steps=2, height=32, width=32)
-    assert tm.steps() == [0, 1, 2]  # PLMS: one extra UNet call at the end
+    assert tm.steps() == [0, 1]  # PLMS: the extra UNet call (repeated second timestep) belongs to step 0
     assert tm.per_step[0].shape == (77, 16, 16)
     assert torch.allclose(tm.word_map("red"), tm.aggregate()[2])
     assert list(tm.word_maps()) == ["a", "red", "circle"]

@@ -37,5 +37,5 @@ def trained_tokens(tmp_path_factory):
     out = tmp_path_factory.mktemp("tokens")
     clip = tiny_clip()
     refs = reference_tensors()
-    result = train_iti_gen(clip, refs, out, tsa="Colour", epochs=6, steps_per_epoch=5, batch_size=16)
+    result = train_iti_gen(clip, refs, out, tsa="Colour", epochs=10, steps_per_epoch=5, batch_size=16)
     return out, result, refs, clip

@@ -17,6 +17,7 @@ from t2ibench.attention import (
     TokenReweight,
     attention_layers,
 )
+from t2ibench.attention.steps import sampler_steps
 from t2ibench.method import installed_processors
 
 from _helpers.methods import cross_layer, run_plain
@@ -140,7 +141,7 @@ class _Recorder:
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, **kw):
         out = self.inner(attn, hidden_states, encoder_hidden_states=encoder_hidden_states, attention_mask=attention_mask, **kw)
         ref = AttnProcessor2_0()(attn, hidden_states, encoder_hidden_states=encoder_hidden_states, attention_mask=attention_mask)
-        self.log[(self.state.step, self.name)] = not torch.equal(out, ref)
+        self.log[(self.state.call, self.name)] = (self.state.step, not torch.equal(out, ref))
         return out
 
 
@@ -158,10 +159,13 @@ def test_temperature_changes_only_chosen_layers_and_steps(pipe):
     with installed_processors(pipe, wrapped):
         run_plain(pipe, [TEXT], callback=ctl.callback)
     names = set(temp.layer_names(pipe.unet))
-    steps = {s for s, _ in log}
-    assert steps == set(range(len(pipe.scheduler.timesteps)))  # PLMS runs one extra call
-    for (step, name), changed in log.items():
-        assert changed == (name in names and step in (1, 2)), (step, name)
+    calls = {c for c, _ in log}
+    assert calls == set(range(len(pipe.scheduler.timesteps)))  # PLMS runs one extra call ...
+    steps_of_call = sampler_steps(pipe.scheduler.timesteps)
+    assert {s for s, _ in log.values()} == set(range(5))  # ... which belongs to step 0 (sampler steps)
+    for (call, name), (step, changed) in log.items():
+        assert step == steps_of_call[call]
+        assert changed == (name in names and step in (1, 2)), (call, step, name)
 
 
 def test_temperature_steps_on_euler(sdxl_pipe):
@@ -174,9 +178,9 @@ def test_temperature_steps_on_euler(sdxl_pipe):
     wrapped = {n: _Recorder(procs.get(n, current[n]), n, ctl.state, log) for n in current}
     with installed_processors(sdxl_pipe, wrapped):
         run_plain(sdxl_pipe, [TEXT], callback=ctl.callback)
-    changed_steps = {s for (s, n), c in log.items() if c}
+    changed_steps = {s for (_, n), (s, c) in log.items() if c}
     assert changed_steps == {0, 1}
-    assert not any(c for (s, n), c in log.items() if n.endswith("attn2.processor"))
+    assert not any(c for (_, n), (s, c) in log.items() if n.endswith("attn2.processor"))
 
 
 @pytest.mark.slow
@@ -204,7 +208,8 @@ def test_map_capture_only_on_chosen_layers(pipe):
     for (step, name), m in maps.per_layer.items():
         heads = pipe.unet.get_submodule(name.rsplit(".processor", 1)[0]).heads
         torch.testing.assert_close(m.sum(1), torch.full_like(m.sum(1), float(heads)), rtol=1e-4, atol=1e-4)
-    early = maps.aggregate(steps=[0, 1])
-    torch.testing.assert_close(early, maps.per_step[0] + maps.per_step[1])
+    early = maps.aggregate(steps=[0, 1])  # DAAM: mean over heads, layers and steps
+    n_maps = maps.map_counts[0] + maps.map_counts[1]
+    torch.testing.assert_close(early, (maps.per_step[0] + maps.per_step[1]) / n_maps)
     hm = maps.heatmaps(size=(64, 64))
     assert hm.shape == (2, 77, 64, 64) and float(hm.max()) <= 1.0 and float(hm.min()) >= 0.0

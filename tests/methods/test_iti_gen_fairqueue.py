@@ -7,9 +7,10 @@ import torch
 import torch.nn.functional as F
 
 from t2ibench.attention import Amplify
+from t2ibench.attention.steps import sampler_steps
 from t2ibench.attention.text import encode_prompts
 from t2ibench.baselines.fairqueue import FairQueue, switch_step
-from t2ibench.baselines.iti_gen import InclusiveTokens, ItiGen, iti_gen_losses
+from t2ibench.baselines.iti_gen import InclusiveTokens, ItiGen, encode_base, iti_gen_losses
 from t2ibench.registry import METHODS
 from t2ibench.tokenizer import clip_tokenizer
 
@@ -19,7 +20,7 @@ from _helpers.methods import SAMPLER, fair_jobs, unet_inputs_recorder
 def test_iti_gen_loss_decreases_and_tokens_separate_categories(trained_tokens):
     out, result, refs, clip = trained_tokens
     losses = [h["loss"] for h in result.history]
-    assert len(losses) == 30
+    assert len(losses) == 50
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
     tokens = result.tokens.tokens["tokens"]
     with torch.no_grad():
@@ -52,7 +53,7 @@ def test_inclusive_tokens_sit_at_end_of_text(pipe, trained_tokens):
     m = ItiGen.build({"tokens_dir": str(out)})
     jobs = fair_jobs(2)
     embeds, positions = m.inclusive_embeds(pipe, jobs)
-    base = encode_prompts(pipe, ["a headshot of a person"]).prompt_embeds[0]
+    base = encode_base(pipe, ["a headshot of a person"], "reference").prompt_embeds[0]
     eos = len(pipe.tokenizer("a headshot of a person")["input_ids"]) - 1
     assert positions == [[eos, eos + 1, eos + 2]] * 2
     # causal text encoder: everything before the inserted tokens is the base prompt's
@@ -71,14 +72,17 @@ def test_prompt_queuing_switches_at_the_configured_step(pipe, trained_tokens):
     s = switch_step(0.4, SAMPLER.steps)
     assert s == 2
     inclusive, _ = m.inclusive_embeds(pipe, jobs)
-    base = encode_prompts(pipe, ["a headshot of a person"] * 2)
+    base = encode_base(pipe, ["a headshot of a person"] * 2, "reference")
     calls, handle = unet_inputs_recorder(pipe)
     try:
         m.generate(pipe, jobs, SAMPLER)
     finally:
         handle.remove()
     assert len(calls) >= SAMPLER.steps
-    for step, (ehs, text_embeds) in enumerate(calls):
+    steps_of_call = sampler_steps(pipe.scheduler.timesteps)  # PNDM: two calls in step 0
+    assert len(steps_of_call) == len(calls)
+    for call, (ehs, text_embeds) in enumerate(calls):
+        step = steps_of_call[call]
         cond = ehs[2:]  # CFG batch: [uncond; cond]
         expected = base if step < s else inclusive
         torch.testing.assert_close(cond, expected.prompt_embeds)
@@ -94,7 +98,7 @@ def test_amplification_only_while_inclusive_prompt_active(sd_pipe, trained_token
     (amp,) = m.controls(sd_pipe, jobs, SAMPLER)
     assert isinstance(amp, Amplify) and amp.factor == 7.0
     eos = len(sd_pipe.tokenizer("a headshot of a person")["input_ids"]) - 1
-    assert amp.positions == [[eos, eos + 1, eos + 2]] * 2
+    assert amp.positions == [[eos + 3]] * 2  # the reference's --st [9]: the position after the tokens
     assert [s for s in range(6) if amp.window.contains(s, 5)] == [2, 3, 4, 5]
     m2 = FairQueue.build({"tokens_dir": str(out), "queue": False})
     m2.pipeline_kwargs(sd_pipe, jobs, ["x", "x"], SAMPLER)
