@@ -22,10 +22,9 @@ from typing import Any, Sequence
 
 from t2ibench.attention import Amplify, StepWindow
 from t2ibench.attention.switch import PromptSwitch
-from t2ibench.types import ImageJob, SamplerConfig
-
 from t2ibench.baselines.fairness import base_prompt
 from t2ibench.baselines.iti_gen import ItiGen, encode_base
+from t2ibench.types import ImageJob, SamplerConfig
 
 AMPLIFY_TOKENS = ("after", "learned")
 

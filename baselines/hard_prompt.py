@@ -5,11 +5,10 @@ Image ``i`` of a prompt uses ``meta.hard_prompts[i % K]`` ("a headshot of a pers
 
 from __future__ import annotations
 
+from t2ibench.baselines.fairness import category, category_meta
 from t2ibench.errors import UserError
 from t2ibench.method import Method
 from t2ibench.types import ImageJob
-
-from t2ibench.baselines.fairness import category, category_meta
 
 
 class HardPrompt(Method):

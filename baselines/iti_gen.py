@@ -60,10 +60,9 @@ from t2ibench.attention.text import (
     text_encoders,
     token_layout,
 )
+from t2ibench.baselines.fairness import base_prompt, category, category_meta
 from t2ibench.errors import UserError
 from t2ibench.types import ImageJob, SamplerConfig
-
-from t2ibench.baselines.fairness import base_prompt, category, category_meta
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 

@@ -38,14 +38,24 @@ Pieces (each a small module):
 - ``method``: ``ControlledMethod``, the ``Method`` base for methods built from controls.
 """
 
-from .controls import Amplify, KeyMix, ObjectFocusMask, Temperature, TokenReweight, ValueMix, cosine_curve, linear_curve, token_weights
+from .controls import (
+    Amplify,
+    KeyMix,
+    ObjectFocusMask,
+    Temperature,
+    TokenReweight,
+    ValueMix,
+    cosine_curve,
+    linear_curve,
+    token_weights,
+)
 from .layers import LayerInfo, LayerSelector, attention_layers
 from .maps import CrossAttentionMaps, token_labels
 from .method import ControlledMethod
 from .processor import AttentionControl, AttentionController, ControlledAttnProcessor, LayerCall
 from .steps import StepState, StepWindow
 from .switch import PromptSwitch
-from .text import PromptEmbeds, encode_prompts, entity_groups, injected_tokens, noun_phrases, char_span_tokens
+from .text import PromptEmbeds, char_span_tokens, encode_prompts, entity_groups, injected_tokens, noun_phrases
 
 __all__ = [
     "Amplify", "AttentionControl", "AttentionController", "ControlledAttnProcessor", "ControlledMethod",

@@ -8,7 +8,6 @@ import torch.nn.functional as F
 
 from t2ibench.attention import Amplify
 from t2ibench.attention.steps import sampler_steps
-from t2ibench.attention.text import encode_prompts
 from t2ibench.baselines.fairqueue import FairQueue, switch_step
 from t2ibench.baselines.iti_gen import InclusiveTokens, ItiGen, encode_base, iti_gen_losses
 from t2ibench.registry import METHODS
