@@ -47,6 +47,8 @@ class AlignmentAccuracy(Metric):
     is_differentiable = False
     higher_is_better = True
     full_state_update = False
+    correct: torch.Tensor
+    total: torch.Tensor
 
     def __init__(self, categories: Sequence[str], **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -178,6 +178,10 @@ class CLIPScore(Metric):
     is_differentiable = False
     higher_is_better = True
     full_state_update = False
+    score_sum: torch.Tensor
+    clamped_sum: torch.Tensor
+    n_samples: torch.Tensor
+    n_truncated: torch.Tensor
 
     def __init__(self, backend, clamp: str = "mean", **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -78,7 +78,7 @@ def bootstrap_ci(
     return (float(np.quantile(stats, alpha)), float(np.quantile(stats, 1.0 - alpha)))
 
 
-def mean_ci(values: Sequence[float], *, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+def mean_ci(values: Sequence[float] | np.ndarray, *, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Mean of per-image values with a 95 % percentile-bootstrap interval, as an aggregate entry."""
     arr = np.asarray(values, dtype=np.float64)
     if arr.size == 0:
@@ -100,7 +100,7 @@ class ColumnSample:
     stat: Callable[[np.ndarray], np.ndarray]
 
 
-def mean_sample(items: Sequence[int], x: Sequence[float], floor: float | None = None) -> ColumnSample:
+def mean_sample(items: Sequence[int], x: Sequence[float] | np.ndarray, floor: float | None = None) -> ColumnSample:
     """A column that is the mean of per-image values ``x`` (optionally clamped below at ``floor``)."""
     arr = np.asarray(x, dtype=np.float64)
 

@@ -33,14 +33,14 @@ from t2ibench.metrics.fairness_intervals import corrected_fd, corrected_kl, fd_k
 # Functional forms
 
 
-def category_shares(preds: Sequence[int], num_classes: int) -> np.ndarray:
+def category_shares(preds: Sequence[int] | np.ndarray, num_classes: int) -> np.ndarray:
     """p̂: share of each category among predictions (float64, (K,))."""
-    preds = np.asarray(preds, dtype=np.int64)
-    if preds.size == 0:
+    arr = np.asarray(preds, dtype=np.int64)
+    if arr.size == 0:
         raise ValueError("no predictions")
-    if preds.min() < 0 or preds.max() >= num_classes:
+    if arr.min() < 0 or arr.max() >= num_classes:
         raise ValueError(f"predictions outside 0..{num_classes - 1}")
-    return np.bincount(preds, minlength=num_classes).astype(np.float64) / preds.size
+    return np.bincount(arr, minlength=num_classes).astype(np.float64) / arr.size
 
 
 def fd_from_shares(p: np.ndarray) -> float:
@@ -84,12 +84,12 @@ def kl_per_row(p: np.ndarray) -> np.ndarray:
 def fairness_report(preds: Sequence[int], num_classes: int) -> dict[str, Any]:
     """Bias-corrected FD and KL with their 95 % intervals (t2ibench.metrics.fairness_intervals),
     the plug-in values (``fd_plugin``, ``kl_plugin``) and p̂."""
-    preds = np.asarray(preds, dtype=np.int64)
-    p = category_shares(preds, num_classes)
-    counts = np.bincount(preds, minlength=num_classes)[None]
-    if preds.size < 2:
+    arr = np.asarray(preds, dtype=np.int64)
+    p = category_shares(arr, num_classes)
+    counts = np.bincount(arr, minlength=num_classes)[None]
+    if arr.size < 2:
         return {"fd": fd_from_shares(p), "fd_ci": None, "kl": kl_from_shares(p), "kl_ci": None,
-                "fd_plugin": fd_from_shares(p), "kl_plugin": kl_from_shares(p), "shares": p.tolist(), "n": int(preds.size)}
+                "fd_plugin": fd_from_shares(p), "kl_plugin": kl_from_shares(p), "shares": p.tolist(), "n": int(arr.size)}
     r = fd_kl_intervals(counts)
     return {
         "fd": float(r["fd"][0]),
@@ -99,7 +99,7 @@ def fairness_report(preds: Sequence[int], num_classes: int) -> dict[str, Any]:
         "fd_plugin": fd_from_shares(p),
         "kl_plugin": kl_from_shares(p),
         "shares": p.tolist(),
-        "n": int(preds.size),
+        "n": int(arr.size),
     }
 
 
@@ -107,6 +107,15 @@ def resampled_fd_kl(preds: np.ndarray, num_classes: int) -> tuple[np.ndarray, np
     """Bias-corrected FD and KL of every row of class indices (B, n), vectorised (for paired resampling)."""
     counts = np.stack([(np.asarray(preds) == k).sum(axis=-1) for k in range(num_classes)], axis=-1)
     return corrected_fd(counts), corrected_kl(counts)
+
+
+def _resampled_column(preds: np.ndarray, num_classes: int, which: int) -> Callable[[np.ndarray], np.ndarray]:
+    """A ColumnSample statistic: positions (B, m) into ``preds`` → FD (``which`` 0) or KL (1) per resample."""
+
+    def stat(pos: np.ndarray) -> np.ndarray:
+        return resampled_fd_kl(preds[pos], num_classes)[which]
+
+    return stat
 
 
 # --------------------------------------------------------------------------------------------
@@ -122,6 +131,7 @@ class FairnessDiscrepancy(Metric):
     is_differentiable = False
     higher_is_better = False
     full_state_update = False
+    counts: torch.Tensor
 
     def __init__(self, num_classes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -348,6 +358,6 @@ class FairnessScorer(Scorer):
         for tsa, idx in sorted(by_tsa.items()):
             preds = np.array([int(values[i]["pred"]) for i in idx], dtype=np.int64)
             k = k_of[tsa]
-            out[f"fd:{tsa}"] = ColumnSample(np.asarray(idx), lambda pos, p=preds, k=k: resampled_fd_kl(p[pos], k)[0])
-            out[f"kl:{tsa}"] = ColumnSample(np.asarray(idx), lambda pos, p=preds, k=k: resampled_fd_kl(p[pos], k)[1])
+            out[f"fd:{tsa}"] = ColumnSample(np.asarray(idx), _resampled_column(preds, k, 0))
+            out[f"kl:{tsa}"] = ColumnSample(np.asarray(idx), _resampled_column(preds, k, 1))
         return out

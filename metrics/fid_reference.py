@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeGuard
 
 import numpy as np
 
@@ -45,7 +45,7 @@ def load_reference_stats(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return mu, sigma
 
 
-def is_stats_file(reference: Any) -> bool:
+def is_stats_file(reference: Any) -> TypeGuard[str | Path]:
     return isinstance(reference, (str, Path)) and str(reference).endswith(".npz")
 
 

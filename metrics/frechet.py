@@ -153,7 +153,7 @@ class Preprocess:
                     chans = [
                         np.asarray(
                             Image.fromarray(arr[:, :, c].astype(np.float32), mode="F").resize(
-                                (self.size, self.size), resample=Image.BICUBIC
+                                (self.size, self.size), resample=Image.Resampling.BICUBIC
                             ),
                             dtype=np.float32,
                         )
@@ -183,16 +183,21 @@ class ClipImageFeatures(nn.Module):
     Works with transformers ``CLIPModel`` (4.x and 5.x) and open_clip models (``encode_image``).
     """
 
+    model: Any  # transformers CLIPModel or an open_clip model (duck-typed: get_image_features / encode_image)
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, model: nn.Module, name: str, mean=CLIP_MEAN, std=CLIP_STD) -> None:
         super().__init__()
         self.model = model.eval()
         self.name = name
+        clip: Any = model
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
         if hasattr(model, "get_image_features"):
-            self.num_features = int(model.config.projection_dim)
+            self.num_features = int(clip.config.projection_dim)
         else:
-            self.num_features = int(model.visual.output_dim)
+            self.num_features = int(clip.visual.output_dim)
 
     @torch.inference_mode()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -303,7 +308,7 @@ class FrechetDistance(FrechetInceptionDistance):
         self.sqrtm = sqrtm
         self.network_name = str(getattr(feature, "name", type(feature).__name__))
 
-    def update(self, imgs, real: bool) -> None:  # type: ignore[override]
+    def update(self, imgs, real: bool) -> None:
         if not isinstance(imgs, torch.Tensor):
             imgs = self.preprocess(list(imgs))
         with torch.inference_mode():
@@ -393,7 +398,7 @@ class ReferenceStats:
         hit = self.load(key)
         if hit is not None:
             return hit
-        d = int(network.num_features)
+        d = int(getattr(network, "num_features"))  # feature networks carry it (see FrechetDistance)
         total, outer, n = np.zeros(d), np.zeros((d, d)), 0
         for i in range(0, len(images), batch_size):
             with torch.inference_mode():
@@ -522,6 +527,8 @@ class FIDScorer(Scorer):
     def reference_sums(self) -> tuple[np.ndarray, np.ndarray, int]:
         """Reference sums: loaded/computed once per scorer (then from the on-disk cache across processes)."""
         if getattr(self, "_ref_sums", None) is None:
+            if self.reference is None:
+                raise NotAvailable("no reference set given (params.reference)")
             images = load_reference_images(self.reference, self.reference_params)
             self._ref_sums = ReferenceStats(self.cache_dir).get_or_compute(
                 images, self.network, self.preprocess, batch_size=self.batch_size

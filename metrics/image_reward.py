@@ -117,6 +117,8 @@ class BlipVisionTransformer(nn.Module):
 
 
 class _BertEmbeddings(nn.Module):
+    position_ids: torch.Tensor
+
     def __init__(self, cfg: Mapping[str, Any]) -> None:
         super().__init__()
         h = cfg["hidden_size"]
@@ -353,6 +355,9 @@ class ImageReward(Metric):
     is_differentiable = False
     higher_is_better = True
     full_state_update = False
+    total: torch.Tensor
+    total_sq: torch.Tensor
+    n: torch.Tensor
 
     def __init__(self, model: ImageRewardModel, tokenizer, **kwargs: Any) -> None:
         super().__init__(**kwargs)
