@@ -30,16 +30,8 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import UserError
-from .fileio import (  # noqa: F401  (re-exported: the write helpers' historical home)
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
-    read_json_object,
-    sha256_bytes,
-)
-from .fileio import (
-    tmp_name as _tmp_name,
-)
+from .fileio import atomic_write_bytes, atomic_write_json, read_json_object, sha256_bytes
+from .fileio import tmp_name as _tmp_name
 from .paths import safe_name
 
 IMAGES = "images"

@@ -348,7 +348,7 @@ def render_report(
 
 def write_report(run: str | Path, out: str | Path | None = None, **kwargs: Any) -> Path:
     """Write the report of ``run`` to ``out`` (default ``RUN/results/report.html``); returns the path."""
-    from ..store import atomic_write_text
+    from ..fileio import atomic_write_text
 
     run = Path(run)
     if not run.is_dir():

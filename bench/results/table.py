@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ..errors import UserError
-from ..store import atomic_write_text
+from ..fileio import atomic_write_text
 from .schema import TABLE_FORMAT, TableDoc, delta_of, has_value, interval_of
 from .scoring import load_aggregates
 

@@ -7,9 +7,10 @@ import pytest
 from PIL import Image
 
 from t2ibench.errors import UserError
+from t2ibench.fileio import sha256_bytes
 from t2ibench.image_writer import ImageWriter
 from t2ibench.runner import png_bytes
-from t2ibench.store import RunDir, sha256_bytes
+from t2ibench.store import RunDir
 
 
 def _images(n):

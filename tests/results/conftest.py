@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from t2ibench.fileio import atomic_write_json
 from t2ibench.metrics.common import NotAvailable, Scorer
 from t2ibench.registry import METRICS
-from t2ibench.store import RunDir, atomic_write_json
+from t2ibench.store import RunDir
 
 from _helpers.results import Counting, MeanPixelScorer, add_images, png
 
