@@ -6,11 +6,12 @@ import collections
 
 import pytest
 import torch
-from methods_helpers import SAMPLER, fair_jobs
 
 from t2ibench.baselines.iti_gen import InclusiveTokens, ItiGen, encode_inclusive
 from t2ibench.baselines.iti_gen_import import import_released, reference_folders
 from t2ibench.errors import UserError
+
+from _helpers.methods import SAMPLER, fair_jobs
 
 
 def test_fairtoken_state_dict_imports_in_prompt_set_order(tmp_path):

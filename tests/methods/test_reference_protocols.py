@@ -13,7 +13,6 @@ import open_clip
 import pytest
 import torch
 import torch.nn.functional as F
-from methods_helpers import SAMPLER, fair_jobs, tiny_clip
 
 from t2ibench.attention import Amplify
 from t2ibench.attention.steps import sampler_steps
@@ -22,6 +21,8 @@ from t2ibench.attention.text import PromptEmbeds, encode_ids, reference_padded_i
 from t2ibench.baselines.fairqueue import FairQueue
 from t2ibench.baselines.iti_gen import iti_gen_losses, prompt_features, train_iti_gen
 from t2ibench.tokenizer import clip_tokenizer
+
+from _helpers.methods import SAMPLER, fair_jobs, tiny_clip
 
 BASE = "a headshot of a person"
 
@@ -108,7 +109,7 @@ def test_iti_gen_losses_equal_reference_formulas(K):
 
 
 def test_training_starts_from_zeros_falls_back_to_cosine_and_halves_lr_at_epoch_10():
-    from methods_helpers import reference_tensors
+    from _helpers.methods import reference_tensors
 
     res = train_iti_gen(tiny_clip(), reference_tensors(), None, epochs=11, steps_per_epoch=2)
     h = res.history
@@ -220,10 +221,10 @@ def test_structured_diffusion_preprocesses_and_keeps_multi_word_phrases_only():
 def test_conjunction_mode_keys_from_each_sequence_values_from_one(sd_pipe):
     """attention.py multi_qkv with k = [full, aligned NP_i …], v = [all NPs aligned into one]:
     out = mean_k softmax(q k_kᵀ) · v."""
-    from methods_helpers import cross_layer, text_jobs
-
     from t2ibench.attention import AttentionController
     from t2ibench.baselines.structured_diffusion import StructuredDiffusion
+
+    from _helpers.methods import cross_layer, text_jobs
 
     text = "a red car and a white sheep"
     m = StructuredDiffusion.build({"mode": "conjunction"})
