@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +27,7 @@ from . import __version__
 from .errors import UserError
 from .fileio import atomic_write_json, atomic_write_text
 from .image_writer import ImageWriter
+from .log import get_logger
 from .prompt_sets import load_prompt_set
 from .registry import METHODS, METRICS
 from .store import RunDir
@@ -35,6 +36,7 @@ from .types import ImageJob, PromptItem
 
 #: images per suite: beyond it the plan alone would not fit in memory
 MAX_IMAGES = 1_000_000
+log = get_logger(__name__)
 
 
 def derive_seed(suite_seed: int, prompt_set: str, prompt_id: str, index: int) -> int:
@@ -241,9 +243,9 @@ def generate(
     if shard is None:
         shard = Shard.from_env()
         if shard.world_size == 1 and Shard.launched_by_accelerate():
-            print("t2ibench: warning: started by `accelerate launch` with world size 1: one process does all the "
-                  "work, no sharding (on a CPU use `accelerate launch --multi_gpu --num_processes N ...`, "
-                  "see the README)", file=sys.stderr)
+            log.warning("t2ibench: warning: started by `accelerate launch` with world size 1: one process does all the "
+                        "work, no sharding (on a CPU use `accelerate launch --multi_gpu --num_processes N ...`, "
+                        "see the README)")
     if threads is not None:
         import torch
 
@@ -346,14 +348,7 @@ def generate(
 
 def _by_method(todo: Sequence[tuple[Batch, list[ImageJob]]]) -> Iterable[tuple[MethodSpec, list]]:
     """Consecutive groups of batches sharing a method (one setup/teardown per group)."""
-    group: list = []
-    current = None
-    for batch, missing in todo:
-        if current is not None and batch.method.label != current.label:
-            yield current, group
-            group = []
-        current = batch.method
-        group.append((batch, missing))
-    if group:
-        yield current, group
+    for _, items in itertools.groupby(todo, key=lambda item: item[0].method.label):
+        group = list(items)
+        yield group[0][0].method, group
 

@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .schema import Delta
+from .schema import Delta, Verdict
 
 DEFAULT_REFERENCE = "sd"
 
@@ -47,7 +47,7 @@ def paired_delta(sample, metas: Sequence[Mapping[str, Any]], ref_sample, ref_met
         lo, hi = (float(x) for x in np.quantile(diffs, [alpha, 1.0 - alpha]))
         ci = [min(lo, value), max(hi, value)]  # a percentile interval may miss a skewed estimate
     significant = ci is not None and (ci[0] > 0 or ci[1] < 0)
-    verdict = "same"
+    verdict: Verdict = "same"
     if significant and lower_is_better is not None:
         verdict = "better" if (value < 0) == bool(lower_is_better) else "worse"
     return Delta(reference=reference, value=value, ci=ci, n_pairs=len(shared), resamples=n_boot,

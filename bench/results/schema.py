@@ -62,6 +62,7 @@ class MetricInfo(TypedDict, total=False):
     available: bool
     reason: Optional[str]
     config: Optional[dict[str, Any]]
+    config_hash: str
     conventions: dict[str, Any]
     newly_scored: int
     cached: int

@@ -19,23 +19,24 @@ A metric whose model or data is missing gets ``available: false`` and ``reason``
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast, overload
 
 from .. import __version__
 from ..errors import UserError
 from ..fileio import atomic_write_json, read_json_object
+from ..log import get_logger
 from ..paths import safe_name
 from ..registry import builtins_only
 from ..store import RunDir
 from .cache import ScoreCache, chunks, item_key
 from .deltas import add_deltas
-from .schema import AGGREGATES_FORMAT, Aggregates
+from .schema import AGGREGATES_FORMAT, Aggregates, MetricInfo
 
 AGGREGATES = "aggregates.json"
+log = get_logger(__name__)
 
 
 def _metrics_module():
@@ -92,9 +93,15 @@ def build_scorer(spec, where: str = ""):
     return scorer
 
 
-def _log(msg: str, quiet: bool) -> None:
-    if not quiet:
-        print(f"t2ibench score: {msg}", file=sys.stderr)
+def _unique_by_key(todo: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """The first ``(key, record)`` of each key, in order."""
+    seen: set[str] = set()
+    out = []
+    for k, r in todo:
+        if k not in seen:
+            seen.add(k)
+            out.append((k, r))
+    return out
 
 
 def score_metric(
@@ -125,8 +132,7 @@ def score_metric(
     from_disk = set(cached)
     todo = [(k, r) for k, r in zip(keys, wanted) if k not in cached]
     # the same pixels+inputs may appear twice in a run: score each key once
-    seen: set[str] = set()
-    todo = [(k, r) for k, r in todo if not (k in seen or seen.add(k))]
+    todo = _unique_by_key(todo)
     if shard is not None:  # by item key: stable whatever other shards have cached already
         todo = [(k, r) for k, r in todo if int(k[:8], 16) % shard[1] == shard[0]]
     t0 = time.perf_counter()
@@ -136,8 +142,8 @@ def score_metric(
         new = {k: v for (k, _), v in zip(batch, values)}
         cache.add(new)
         cached.update(new)
-    if todo:
-        _log(f"{spec.label}: scored {len(todo)} new images in {time.perf_counter() - t0:.1f}s ({len(wanted) - len(todo)} cached)", quiet)
+    if todo and not quiet:
+        log.info(f"t2ibench score: {spec.label}: scored {len(todo)} new images in {time.perf_counter() - t0:.1f}s ({len(wanted) - len(todo)} cached)")
     info.update(available=True, reason=None, config=config, config_hash=chash, newly_scored=len(todo),
                 cached=len(wanted) - len(todo))
     if shard is not None:
@@ -211,7 +217,7 @@ def score_run(
     scorers: dict[str, Any] | None = None,
     shard: tuple[int, int] | None = None,
     trust_remote_code: bool = False,
-) -> dict[str, Any]:
+) -> Aggregates:
     """Score a run directory incrementally; write and return ``RUN/results/aggregates.json``'s content.
 
     Every image is read through ``RunDir.records()`` (sidecar checked, PNG bytes against their
@@ -232,14 +238,14 @@ def score_run(
         return _score_run(run_dir, metrics, quiet=quiet, scorers=scorers, shard=shard)
 
 
-def _score_run(run_dir, metrics, *, quiet, scorers, shard) -> dict[str, Any]:
+def _score_run(run_dir, metrics, *, quiet, scorers, shard) -> Aggregates:
     run = RunDir(run_dir)
     info = run.run_info()
     suite = run.suite()
     records = list(run.records())
     specs = metric_specs(suite, metrics)
     reference = suite.reference_method()
-    out: Aggregates = {  # type: ignore[typeddict-item]  (metrics and rows filled below)
+    out: Aggregates = {
         "format": AGGREGATES_FORMAT,
         "run": str(Path(run_dir)),
         "suite": suite.name,
@@ -258,7 +264,7 @@ def _score_run(run_dir, metrics, *, quiet, scorers, shard) -> dict[str, Any]:
         m = score_metric(run, records, spec, scorer, quiet=quiet, shard=shard, reference=reference)
         m["seconds"] = round(time.perf_counter() - t0, 2)  # wall time: model load, scoring, aggregation
         out["rows"] += m.pop("rows")
-        out["metrics"][spec.label] = m
+        out["metrics"][spec.label] = cast(MetricInfo, m)  # score_metric's info less its rows
     if shard is not None:
         out["rows"] = []
         return out
@@ -270,7 +276,12 @@ def _score_run(run_dir, metrics, *, quiet, scorers, shard) -> dict[str, Any]:
     return out
 
 
+@overload
+def load_aggregates(run_dir: Path | str, *, missing_ok: Literal[False] = ...) -> dict[str, Any]: ...
+@overload
+def load_aggregates(run_dir: Path | str, *, missing_ok: bool) -> dict[str, Any] | None: ...
 def load_aggregates(run_dir: Path | str, *, missing_ok: bool = False) -> dict[str, Any] | None:
+    """``RUN/results/aggregates.json`` as read (None when absent and ``missing_ok``); UserError otherwise."""
     path = Path(run_dir) / "results" / AGGREGATES
     if not path.exists():
         if missing_ok:

@@ -11,11 +11,11 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, cast
 
 from ..errors import UserError
 from ..fileio import atomic_write_text
-from .schema import TABLE_FORMAT, TableDoc, delta_of, has_value, interval_of
+from .schema import TABLE_FORMAT, TableDoc, TableEntry, delta_of, has_value, interval_of
 from .scoring import load_aggregates
 
 FORMATS = ("md", "csv", "json")
@@ -44,24 +44,33 @@ def _variants(run_dir: Path | str) -> dict[str, str]:
     return {m.label: m.name for m in suite.methods if m.label != m.name and m.name in names}
 
 
-def collect(run_dirs: Iterable[Path | str]) -> dict[str, Any]:
+def collect(run_dirs: Iterable[Path | str]) -> TableDoc:
     """The table document (the ``json`` format) of several runs."""
-    runs, entries, conventions, variants, references = [], [], {}, {}, {}
+    runs: list[dict[str, Any]] = []
+    entries: list[dict[str, Any]] = []
+    conventions: dict[str, dict[str, dict[str, Any]]] = {}
+    variants: dict[str, dict[str, str]] = {}
+    references: dict[str, str | None] = {}
     for rd in run_dirs:
         agg = load_aggregates(rd)
-        references[agg.get("suite")] = agg.get("reference")
+        suite = agg.get("suite")
+        if not isinstance(suite, str):
+            raise UserError(f"{Path(rd) / 'results' / 'aggregates.json'}: no suite name; expected the file `t2ibench score` "
+                            f"writes (re-run `t2ibench score {rd}`)")
+        references[suite] = agg.get("reference")
         runs.append({k: agg.get(k) for k in ("run", "suite", "suite_hash", "model", "t2ibench", "n_images")})
         entries += entries_of(agg)
-        conv = conventions.setdefault(agg.get("suite"), {})
+        conv = conventions.setdefault(suite, {})
         for label, info in agg.get("metrics", {}).items():
             conv[label] = {"name": info.get("name"), "available": info.get("available"), "reason": info.get("reason"),
                            **(info.get("conventions") or {})}
-        variants.setdefault(agg.get("suite"), {}).update(_variants(rd))
-    seen: dict[tuple, dict] = {}
+        variants.setdefault(suite, {}).update(_variants(rd))
+    seen: dict[tuple, dict[str, Any]] = {}
     for e in entries:  # later runs override earlier ones for the same key
         seen[tuple(e.get(k) for k in KEY_FIELDS)] = e
     doc: TableDoc = {"format": TABLE_FORMAT, "runs": runs, "conventions": conventions, "variants": variants,
-                     "references": references, "entries": list(seen.values())}  # type: ignore[typeddict-item]
+                     "references": references,
+                     "entries": cast(list[TableEntry], list(seen.values()))}  # rows as scoring wrote them + suite, model
     return doc
 
 
@@ -259,7 +268,7 @@ def _pending_section(name_or_path: str) -> list[str]:
     return lines
 
 
-def to_markdown(doc: dict[str, Any], pending: Iterable[str] = (), command: str | None = None,
+def to_markdown(doc: Mapping[str, Any], pending: Iterable[str] = (), command: str | None = None,
                 notes: str | None = None) -> str:
     """Markdown tables; ``pending``: suites without a run (sections say how to produce them);
     ``command``: the command line that wrote the file (printed at the end); ``notes``: hand-written
@@ -284,7 +293,8 @@ def to_markdown(doc: dict[str, Any], pending: Iterable[str] = (), command: str |
             if s != suite:
                 continue
             lines += [f"### Prompt set `{pset}` (model `{g['model']}`)", ""]
-            methods = ([reference] if reference in g["methods"] else []) + [m for m in g["methods"] if m != reference]
+            methods = ([reference] if reference is not None and reference in g["methods"] else []) + [
+                m for m in g["methods"] if m != reference]
             main, ablation = _split_variants(methods, variants)
             head = headline_columns(g)
             if head:
@@ -335,7 +345,7 @@ def _arrow(g: dict[str, Any], col: str) -> str:
     return ""
 
 
-def to_csv(doc: dict[str, Any]) -> str:
+def to_csv(doc: Mapping[str, Any]) -> str:
     groups = _groups(doc)
     all_cols: list[str] = []
     for g in groups.values():
@@ -360,7 +370,7 @@ def to_csv(doc: dict[str, Any]) -> str:
                     row += [f"not available: {e.get('reason')}"] + [""] * 8
                 else:
                     ci = e.get("ci") or ["", ""]
-                    d = delta_of(e) or {}
+                    d: Mapping[str, Any] = delta_of(e) or {}
                     dci = d.get("ci") or ["", ""]
                     row += [e.get("value"), ci[0], ci[1], e.get("n"), d.get("value", ""), dci[0], dci[1],
                             d.get("verdict", ""), e.get("plugin", "")]
@@ -368,7 +378,7 @@ def to_csv(doc: dict[str, Any]) -> str:
     return buf.getvalue()
 
 
-def render(doc: dict[str, Any], fmt: str, pending: Iterable[str] = (), command: str | None = None,
+def render(doc: Mapping[str, Any], fmt: str, pending: Iterable[str] = (), command: str | None = None,
            notes: str | None = None) -> str:
     if fmt == "md":
         return to_markdown(doc, pending, command, notes)
