@@ -14,10 +14,11 @@ from typing import Sequence
 
 from . import __version__
 from .errors import UserError
-from .log import setup_logging
+from .log import get_logger, setup_logging
 
 DEFAULT_SUITE = "tinyworld"
 FALLBACK_SUITE = "smoke"
+log = get_logger(__name__)
 
 #: modules that add their own subcommands with ``add_commands(subparsers)``
 COMMAND_MODULES = (
@@ -66,7 +67,7 @@ def _load_suite(name: str | None, methods: list[str] | None, limit: int | None, 
     if name is None:
         name = DEFAULT_SUITE if _default_available() else FALLBACK_SUITE
         if name != DEFAULT_SUITE:
-            print(f"t2ibench: the tinyworld default is not available in this installation; running {name!r}", file=sys.stderr)
+            log.warning(f"t2ibench: the tinyworld default is not available in this installation; running {name!r}")
     suite = resolve_suite(name)
     if methods:
         suite = suite.select_methods(methods)
@@ -124,7 +125,7 @@ def cmd_run(args) -> int:
         from .results.scoring import score_run
         from .results.table import write_tables
     except ImportError as exc:
-        print(f"t2ibench: scoring is not available in this installation ({exc}); images are in {out}")
+        log.warning(f"t2ibench: scoring is not available in this installation ({exc}); images are in {out}")
         return 0
     aggregates = score_run(out, trust_remote_code=True)  # the suite was given on this command line
     for label, info in aggregates["metrics"].items():
@@ -135,16 +136,16 @@ def cmd_run(args) -> int:
     try:
         from .report.html import write_report
     except ImportError:
-        write_report = None
-    if write_report is not None:
+        pass
+    else:
         report = write_report(out)
         print(f"t2ibench: report {report}")
     profile["tables + report"] = time.perf_counter() - t1
     profile["total"] = time.perf_counter() - t0
-    from .store import atomic_write_json
+    from .fileio import atomic_write_json
 
     atomic_write_json(out / "results" / "profile.json", {k: round(v, 2) for k, v in profile.items()})
-    print("t2ibench: time (s): " + ", ".join(f"{k} {v:.1f}" for k, v in profile.items()))
+    log.info("t2ibench: time (s): " + ", ".join(f"{k} {v:.1f}" for k, v in profile.items()))
     return 0
 
 

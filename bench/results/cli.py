@@ -5,6 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..log import get_logger
+
+log = get_logger(__name__)
+
 
 def _csv(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
@@ -33,7 +37,7 @@ def cmd_score(args) -> int:
         if label not in scored:  # kept from an earlier call that scored other metrics
             continue
         if info.get("available"):
-            print(f"{label}: {info.get('newly_scored', 0)} newly scored, {info.get('cached', 0)} cached")
+            log.info(f"{label}: {info.get('newly_scored', 0)} newly scored, {info.get('cached', 0)} cached")
         else:
             print(f"{label}: not available: {info.get('reason')}")
     if shard:
