@@ -64,7 +64,7 @@ def _read_json(path: Path) -> Any:
 
 def _records(run: Path) -> list[dict[str, Any]]:
     """Finished images: sidecar dicts with ``png`` added (sidecar present and parsable, PNG present)."""
-    out = []
+    out: list[dict[str, Any]] = []
     images = run / "images"
     if not images.is_dir():
         return out
@@ -105,7 +105,7 @@ def _png_b64(path_or_image: Any, max_side: int | None = THUMB_MAX) -> str:
     im = Image.open(path_or_image) if isinstance(path_or_image, (str, Path)) else path_or_image
     im = im.convert("RGB")
     if max_side and max(im.size) > max_side:
-        im.thumbnail((max_side, max_side), Image.BICUBIC)
+        im.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
     buf = io.BytesIO()
     im.save(buf, format="PNG", optimize=True)
     return base64.b64encode(buf.getvalue()).decode("ascii")
@@ -184,11 +184,10 @@ def results_table(agg: Mapping[str, Any] | None, variants: Mapping[str, str] | N
     parts = []
     for (_, pset), g in sorted(T._groups({"entries": entries}).items()):
         parts.append(f"<h3>prompt set: {_esc(pset)}</h3>")
-        methods = ([reference] if reference in g["methods"] else []) + [m for m in g["methods"] if m != reference]
+        methods = T.reference_first(g["methods"], reference)
         head = T.headline_columns(g)
         if head:
-            order = ([reference] if reference in methods else []) + [m for m in methods if m != reference]
-            rows = [[m] + [T._headline_cell(g["cells"].get((m, c)), reference, m) for c in head] for m in order]
+            rows = [[m] + [T._headline_cell(g["cells"].get((m, c)), reference, m) for c in head] for m in methods]
             ref_txt = f"Δ against {_esc(reference)}" if reference in methods else "no reference method"
             parts.append(f"<p class='meta'>Headline ({ref_txt}): value (Δ ✓ better / ✗ worse, 95 % paired interval excludes 0)</p>")
             parts.append(_html_table(["method"] + [_esc(T.headline_label(c)) + T._arrow(g, c) for c in head], rows))
@@ -228,7 +227,7 @@ def sample_grids(
     """Per prompt set: rows = (prompt, image index/seed), columns = methods (suite order); same prompts and seeds."""
     if not records:
         return '<p class="note">No finished images in this run.</p>'
-    by_set: dict[str, dict[tuple[str, int], dict[str, Mapping]]] = defaultdict(lambda: defaultdict(dict))
+    by_set: dict[str, dict[tuple[str, int], dict[str, Mapping[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
     methods_of: dict[str, list[str]] = defaultdict(list)
     for r in records:
         s = str(r.get("prompt_set"))
@@ -254,13 +253,13 @@ def sample_grids(
                 label = f"<b>{_esc(pid)}</b> #{i}<br>seed {_esc(seed)}<br><span class='meta'>{_esc(prompt)}</span>"
                 tds = []
                 for m in methods:
-                    r = row.get(m)
-                    if r is None:
+                    image = row.get(m)
+                    if image is None:
                         tds.append('<td class="na">–</td>')
                         continue
-                    extra = r.get("category")
+                    extra = image.get("category")
                     cap = f"<br><span class='meta'>{_esc(extra)}</span>" if extra else ""
-                    tds.append(f"<td>{_img_tag(_png_b64(r['png']), f'{m} {pid} {i}')}{cap}</td>")
+                    tds.append(f"<td>{_img_tag(_png_b64(image['png']), f'{m} {pid} {i}')}{cap}</td>")
                 body.append(f"<tr><td style='max-width:220px'>{label}</td>{''.join(tds)}</tr>")
         shown = len(prompts)
         total = len({p for p, _ in cells})

@@ -52,12 +52,12 @@ def fd_plot(agg: Mapping[str, Any] | None) -> str | None:
         return None
     vals: dict[str, dict[str, tuple[float, float, float]]] = defaultdict(dict)  # value, below, above
     for r in agg.get("rows", []):
-        m = FD_COLUMN.search(str(r.get("column", "")))
-        if m and isinstance(r.get("value"), (int, float)):
+        match = FD_COLUMN.search(str(r.get("column", "")))
+        if match and isinstance(r.get("value"), (int, float)):
             v = float(r["value"])
             lo, hi = _ci_bounds(r.get("ci"), v) or (v, v)
             # asymmetric error bars: a bootstrap interval of a statistic bounded at 0 can lie above it
-            vals[str(r.get("method"))][m.group("tsa")] = (v, max(v - lo, 0.0), max(hi - v, 0.0))
+            vals[str(r.get("method"))][match.group("tsa")] = (v, max(v - lo, 0.0), max(hi - v, 0.0))
     if not vals:
         return None
     tsas = sorted({t for d in vals.values() for t in d})

@@ -227,15 +227,20 @@ def headline_label(column: str) -> str:
 def _headline_table(g: dict[str, Any], cols: list[str], methods: list[str], reference: str | None) -> list[str]:
     lines = ["| method | " + " | ".join(_md_escape(headline_label(c)) + _arrow(g, c) for c in cols) + " |",
              "|---|" + "---|" * len(cols)]
-    order = ([reference] if reference in methods else []) + [m for m in methods if m != reference]
-    for m in order:
+    for m in reference_first(methods, reference):
         cells = [_headline_cell(g["cells"].get((m, c)), reference, m) for c in cols]
         if any(cells):
             lines.append(f"| {_md_escape(m)} | " + " | ".join(_md_escape(x) for x in cells) + " |")
     return lines
 
 
-def _split_variants(methods: list[str], variants: dict[str, str]) -> tuple[list[str], list[str]]:
+def reference_first(methods: Iterable[str], reference: str | None) -> list[str]:
+    """``methods`` with the reference method first (when among them), the others in their order."""
+    methods = list(methods)
+    return ([reference] if reference is not None and reference in methods else []) + [m for m in methods if m != reference]
+
+
+def _split_variants(methods: list[str], variants: Mapping[str, str]) -> tuple[list[str], list[str]]:
     """(main rows, ablation rows): each variant listed after the others of its base method."""
     main = [m for m in methods if m not in variants]
     ablation: list[str] = []
@@ -293,8 +298,7 @@ def to_markdown(doc: Mapping[str, Any], pending: Iterable[str] = (), command: st
             if s != suite:
                 continue
             lines += [f"### Prompt set `{pset}` (model `{g['model']}`)", ""]
-            methods = ([reference] if reference is not None and reference in g["methods"] else []) + [
-                m for m in g["methods"] if m != reference]
+            methods = reference_first(g["methods"], reference)
             main, ablation = _split_variants(methods, variants)
             head = headline_columns(g)
             if head:
@@ -338,7 +342,7 @@ def _conventions(doc: Mapping[str, Any], suite: str, reference: str | None) -> l
     return lines + [""]
 
 
-def _arrow(g: dict[str, Any], col: str) -> str:
+def _arrow(g: Mapping[str, Any], col: str) -> str:
     for e in g["cells"].values():
         if e["column"] == col and e.get("lower_is_better") is not None:
             return " ↓" if e["lower_is_better"] else " ↑"
