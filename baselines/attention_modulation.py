@@ -29,7 +29,15 @@ from typing import Any, Sequence
 
 import torch
 
-from t2ibench.attention import ControlledMethod, ObjectFocusMask, Temperature, TokenReweight, cosine_curve, linear_curve
+from t2ibench.attention import (
+    AttentionControl,
+    ControlledMethod,
+    ObjectFocusMask,
+    Temperature,
+    TokenReweight,
+    cosine_curve,
+    linear_curve,
+)
 from t2ibench.attention.text import char_span_tokens, entity_groups
 from t2ibench.types import ImageJob, SamplerConfig
 
@@ -75,8 +83,8 @@ class AttentionModulation(ControlledMethod):
         self.reweight_layers = reweight_layers
         self.last_groups: list[list[list[int]]] = []
 
-    def controls(self, pipe: Any, jobs: Sequence[ImageJob], sampler: SamplerConfig) -> list:
-        out = []
+    def controls(self, pipe: Any, jobs: Sequence[ImageJob], sampler: SamplerConfig) -> list[AttentionControl]:
+        out: list[AttentionControl] = []
         if self.temperature:
             out.append(Temperature(self.tau, layers=self.temperature_layers, steps=self.temperature_steps))
         if not (self.masking or self.reweighting):

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import torch
 
-from t2ibench.attention import ControlledMethod, KeyMix, ValueMix
+from t2ibench.attention import AttentionControl, ControlledMethod, KeyMix, ValueMix
 from t2ibench.attention.text import char_span_tokens, encode_prompts, spacy_pipeline
 from t2ibench.types import ImageJob, SamplerConfig
 
@@ -125,8 +125,8 @@ class StructuredDiffusion(ControlledMethod):
             self._key_counts = [len(k) for k in keys]
         return full.kwargs()
 
-    def controls(self, pipe: Any, jobs: Sequence[ImageJob], sampler: SamplerConfig) -> list:
-        out = [ValueMix(self._values, layers=self.layers, steps=self.steps)]
+    def controls(self, pipe: Any, jobs: Sequence[ImageJob], sampler: SamplerConfig) -> list[AttentionControl]:
+        out: list[AttentionControl] = [ValueMix(self._values, layers=self.layers, steps=self.steps)]
         if self._keys is not None:
             out.append(KeyMix(self._keys, layers=self.layers, steps=self.steps, counts=self._key_counts))
         return out

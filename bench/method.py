@@ -35,6 +35,7 @@ class Method:
     name: ClassVar[str] = ""
     #: one line for ``t2ibench methods``
     summary: ClassVar[str] = ""
+    _params: dict[str, Any]  # effective parameters, set by from_params (see ``params``)
 
     def __init__(self, **params: Any) -> None:
         if params:
@@ -103,7 +104,7 @@ class Method:
         return callback_kwargs
 
     #: tensors the step callback reads or replaces (diffusers ``callback_on_step_end_tensor_inputs``)
-    callback_tensor_inputs: ClassVar[tuple[str, ...]] = ()
+    callback_tensor_inputs: tuple[str, ...] = ()  # a method may set its own per call (FairQueue)
 
     def image_meta(self, job: ImageJob) -> dict[str, Any]:
         return {}

@@ -13,10 +13,11 @@ import json
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from .errors import UserError
 from .fileio import read_user_file
@@ -150,7 +151,8 @@ class Suite(_Spec):
     @model_validator(mode="after")
     def _known_prompt_sets(self) -> "Suite":
         names = {p.name for p in self.prompt_sets}
-        for kind, items in (("methods", self.methods), ("metrics", self.metrics)):
+        targets: list[tuple[str, Sequence[MethodSpec | MetricSpec]]] = [("methods", self.methods), ("metrics", self.metrics)]
+        for kind, items in targets:
             for i, item in enumerate(items):
                 for ps in item.prompt_sets or []:
                     if ps not in names:
@@ -214,7 +216,7 @@ class Suite(_Spec):
         return self.model_copy(update={"methods": chosen})
 
 
-def _format_error(source: str, err: dict, data: Any) -> str:
+def _format_error(source: str, err: ErrorDetails, data: Any) -> str:
     loc = ".".join(str(p) for p in err.get("loc", ()) if not str(p).startswith("function-after"))
     value: Any = data
     for part in err.get("loc", ()):

@@ -192,7 +192,7 @@ def _sources(args, pipe):
     from ..errors import UserError
     from .switch import PromptSource
 
-    inclusive = None
+    inclusive: PromptSource | None = None
     hard_text, tsa_words = args.hard, [w for w in (args.tsa_word or "").split(",") if w]
     if args.iti_gen:
         from t2ibench.baselines.iti_gen import InclusiveTokens, encode_inclusive
@@ -201,8 +201,8 @@ def _sources(args, pipe):
         k = args.category
         if not 0 <= k < len(tok.categories):
             raise UserError(f"--category {k}: expected 0..{len(tok.categories) - 1} for {tok.categories}")
-        inclusive = encode_inclusive(pipe, [tok.base_prompt], [tok], [k])
-        embeds, positions = inclusive.embeds, inclusive.positions
+        encoded = encode_inclusive(pipe, [tok.base_prompt], [tok], [k])
+        embeds, positions = encoded.embeds, encoded.positions
         from ..attention.text import with_placeholders
 
         text, _ = with_placeholders(pipe.tokenizer, tok.base_prompt, tok.n_tokens)

@@ -138,7 +138,7 @@ def box_shares(
     for word, box in boxes.items():
         m = maps.word_map(word, steps)
         share = box_mass_share(m.numpy(), box, image_size)
-        chance = box_area_share(box, tuple(m.shape), image_size)
+        chance = box_area_share(box, (m.shape[0], m.shape[1]), image_size)
         rows.append({"word": word, "share": share, "chance": chance, "lift": share / chance if chance else float("nan")})
     return rows
 

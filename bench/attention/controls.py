@@ -77,6 +77,8 @@ class Amplify(TokenReweight):
     no longer sum to 1; computed on the probabilities).
     """
 
+    weights: torch.Tensor  # always token_weights(...): fixed over the steps
+
     def __init__(
         self, positions: Sequence[Sequence[int]], factor: float = 10.0, layers: Any = "cross", steps: Any = None,
         renormalize: bool = True,
@@ -131,7 +133,8 @@ class ObjectFocusMask(AttentionControl):
             counts = torch.tensor([len(r) for r in self.groups])
             absent = (torch.arange(n_groups)[None, :] >= counts[:, None])[:, None, :]
             several = (counts >= 2)[:, None, None]
-            self._cache[key] = tuple(t.to(device) for t in (member, owner, absent, several))
+            m, o, a, s = (t.to(device) for t in (member, owner, absent, several))
+            self._cache[key] = (m, o, a, s)
         return self._cache[key]
 
     def edit_probs(self, call: LayerCall, probs: torch.Tensor) -> torch.Tensor:

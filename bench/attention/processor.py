@@ -252,6 +252,8 @@ class ControlledAttnProcessor:
                 if set_w is not None:
                     p = p * set_w[i].to(device=p.device, dtype=p.dtype)[:, None, None, None]
                 probs = p if probs is None else probs + p
+            if probs is None:
+                raise ValueError(f"{type(key_control).__name__}.key_states gave no key states")
             probs = probs / (len(keys) if set_w is None else set_w.sum(0).to(device=probs.device, dtype=probs.dtype)[:, None, None, None])
             for control in prob_controls:
                 probs = control.edit_probs(call, probs)

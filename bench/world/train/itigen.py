@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence, TypedDict
 
 import torch
 
@@ -20,7 +20,17 @@ ITIGEN_REFERENCE_START = 50_000
 
 
 #: ITI-GEN training settings of the shipped tinyworld tokens (the layout is recorded in their .json)
-TINYWORLD_ITIGEN = {"layout": "shifted", "objective": "project", "init": "random", "lr_milestones": (), "batching": "per-category"}
+class ITIGenSettings(TypedDict):
+    """Keyword settings of ``train_iti_gen`` that differ from the paper defaults."""
+
+    layout: str
+    objective: str
+    init: str
+    lr_milestones: Sequence[int]
+    batching: str
+
+
+TINYWORLD_ITIGEN: ITIGenSettings = {"layout": "shifted", "objective": "project", "init": "random", "lr_milestones": (), "batching": "per-category"}
 
 
 def train_itigen(cfg: ResolvedConfig) -> dict[str, Any]:
