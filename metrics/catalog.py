@@ -12,4 +12,6 @@ CATALOG: dict[str, str] = {
     "image_reward": "t2ibench.metrics.image_reward:ImageRewardScorer",
     "fairness": "t2ibench.metrics.fairness:FairnessScorer",
     "alignment": "t2ibench.metrics.alignment:AlignmentScorer",
+    "ta": "t2ibench.metrics.text_alignment:TextAlignmentScorer",
+    "dreamsim": "t2ibench.metrics.dreamsim:DreamSimScorer",
 }
