@@ -2,7 +2,8 @@
 
 - ``read_user_file(path, what=..., expected=...)``: the bytes (or text) of a file the user or a run
   directory supplies; a missing, unreadable or non-UTF-8 file is one line saying what, where
-  and what was expected.
+  and what was expected. ``read_bytes_explained(path, explain)``: the same checks with the
+  caller's wording (dataset loaders).
 - ``atomic_write_bytes`` / ``_text`` / ``_json``: written to a hidden temporary name unique to
   (host, pid, call) in the same folder, created exclusively, flushed, fsync'ed and renamed over
   the final name (atomic on local filesystems and NFS). Concurrent writers never share a
@@ -20,9 +21,24 @@ import os
 import socket
 import uuid
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any, Callable, Literal, overload
 
 from .errors import UserError
+
+ReadProblem = Literal["missing", "directory", "unreadable"]
+
+
+def read_bytes_explained(path: Path, explain: Callable[[ReadProblem, str], str]) -> bytes:
+    """``path``'s bytes; a missing file, a directory or another OS error is a ``UserError`` worded by
+    the caller's ``explain(problem, OS error text)`` (one line: what, where, what was expected)."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(explain("missing", "")) from None
+    except IsADirectoryError:
+        raise UserError(explain("directory", "")) from None
+    except OSError as exc:
+        raise UserError(explain("unreadable", f"{exc.strerror or exc}")) from None
 
 
 def tmp_name(path: Path) -> Path:
@@ -43,14 +59,13 @@ def read_user_file(path: str | Path, *, what: str, expected: str, text: bool = F
     be ("a YAML file", "the JSON written by `t2ibench generate`").
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"{what} {path} does not exist; expected {expected}") from None
-    except IsADirectoryError:
-        raise UserError(f"{what} {path} is a directory; expected {expected}") from None
-    except OSError as exc:
-        raise UserError(f"cannot read {what} {path}: {exc.strerror or exc}; expected {expected}") from None
+
+    def explain(problem: ReadProblem, detail: str) -> str:
+        return {"missing": f"{what} {path} does not exist; expected {expected}",
+                "directory": f"{what} {path} is a directory; expected {expected}",
+                "unreadable": f"cannot read {what} {path}: {detail}; expected {expected}"}[problem]
+
+    raw = read_bytes_explained(path, explain)
     if not text:
         return raw
     try:

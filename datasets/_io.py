@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Sequence, TypeVar
 
 from t2ibench.errors import UserError
+from t2ibench.fileio import ReadProblem, read_bytes_explained
 
 T = TypeVar("T")
 
@@ -14,14 +15,13 @@ T = TypeVar("T")
 def read_text(path: str | Path, where: str) -> str:
     """The file's UTF-8 text; missing, unreadable, non-UTF-8 or empty is a ``UserError``."""
     path = Path(path).expanduser()
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"{where}: file {path} does not exist") from None
-    except IsADirectoryError:
-        raise UserError(f"{where}: {path} is a directory; expected a file") from None
-    except OSError as exc:
-        raise UserError(f"{where}: cannot read {path}: {exc.strerror or exc}") from None
+
+    def explain(problem: ReadProblem, detail: str) -> str:
+        return {"missing": f"{where}: file {path} does not exist",
+                "directory": f"{where}: {path} is a directory; expected a file",
+                "unreadable": f"{where}: cannot read {path}: {detail}"}[problem]
+
+    raw = read_bytes_explained(path, explain)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
