@@ -21,7 +21,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from . import __version__
 from .errors import UserError
@@ -60,12 +60,23 @@ class Shard:
 
         rank_text = first(("RANK", "LOCAL_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK"), "0")
         world_text = first(("WORLD_SIZE", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE"), "1")
+        return cls._checked(
+            rank_text, world_text,
+            not_integers=f"rank/world size from the environment ({rank_text!r}/{world_text!r}): expected integers",
+            out_of_range=lambda rank, world: f"rank {rank} of world size {world} from the environment: "
+                                             "expected 0 <= rank < world size")
+
+    @classmethod
+    def _checked(cls, rank_text: str, world_text: str, *, not_integers: str,
+                 out_of_range: Callable[[int, int], str]) -> "Shard":
+        """Rank ``rank_text`` of ``world_text`` (integers with 0 <= rank < world); otherwise a
+        ``UserError`` with the caller's wording."""
         try:
             rank, world = int(rank_text), int(world_text)
         except ValueError:
-            raise UserError(f"rank/world size from the environment ({rank_text!r}/{world_text!r}): expected integers") from None
+            raise UserError(not_integers) from None
         if not (world > 0 and 0 <= rank < world):
-            raise UserError(f"rank {rank} of world size {world} from the environment: expected 0 <= rank < world size")
+            raise UserError(out_of_range(rank, world))
         return cls(rank, world)
 
     @staticmethod
@@ -76,13 +87,12 @@ class Shard:
     @classmethod
     def parse(cls, text: str) -> "Shard":
         """``"i/n"``: rank i of n (0-based)."""
-        try:
-            i, n = (int(x) for x in text.split("/"))
-        except ValueError:
-            raise UserError(f"--shard {text!r}: expected i/n with integers, e.g. 0/4") from None
-        if not (n > 0 and 0 <= i < n):
-            raise UserError(f"--shard {text!r}: expected 0 <= i < n")
-        return cls(i, n)
+        not_integers = f"--shard {text!r}: expected i/n with integers, e.g. 0/4"
+        parts = text.split("/")
+        if len(parts) != 2:
+            raise UserError(not_integers)
+        return cls._checked(parts[0], parts[1], not_integers=not_integers,
+                            out_of_range=lambda rank, world: f"--shard {text!r}: expected 0 <= i < n")
 
 
 @dataclass

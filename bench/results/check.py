@@ -121,6 +121,11 @@ def tolerance_for(tol: dict[str, Any], method: str, pset: str, column: str, refe
     return max(float(spec.get("abs", 0.0)), float(spec.get("rel", 0.0)) * abs(reference))
 
 
+def worse_by(value: float, than: float, lower_is_better: bool | None) -> float:
+    """How much worse ``value`` is than ``than`` in the column's direction (negative: better)."""
+    return (value - than) if lower_is_better else (than - value)
+
+
 def check_comparisons(entries: list[dict[str, Any]], comparisons: list[dict[str, Any]]) -> tuple[list[Finding], int]:
     """Findings of the tolerance file's ``comparisons`` on one run's entries; (failures, number checked)."""
     by_key = {(e.get("prompt_set"), e.get("method"), e.get("column")): e for e in entries}
@@ -149,8 +154,7 @@ def check_comparisons(entries: list[dict[str, Any]], comparisons: list[dict[str,
                     failures.append(Finding(key, None, v, margin, lib, f"{than} has no value here ({label})"))
                     continue
                 o = float(other["value"])
-                worse = (v - o) if lib else (o - v)
-                if worse > margin:
+                if worse_by(v, o, lib) > margin:
                     bound = "at most" if lib else "at least"
                     failures.append(Finding(key, o, v, margin, lib, f"{v:.6g} vs {than}'s {o:.6g}: expected {bound} "
                                                                    f"{than}'s {'+' if lib else '-'} {margin:g}"))
@@ -192,7 +196,7 @@ def check_run(run_dir: Path | str, reference: Path | str, tolerance: Path | str 
             failures.append(Finding(key, r, None, t, lib, f"{why}; reference {r:.6g}"))
             continue
         c = float(cur["value"])
-        worse = (c - r) if lib else (r - c)
+        worse = worse_by(c, r, lib)
         if worse > t:
             direction = "lower is better" if lib else "higher is better"
             failures.append(Finding(key, r, c, t, lib, f"{c:.6g} vs reference {r:.6g} ({direction}; worse by {worse:.4g} > tolerance {t:.4g})"))

@@ -19,14 +19,10 @@ def cmd_score(args) -> int:
 
     shard = None
     if args.shard:
-        try:
-            rank, world = (int(x) for x in args.shard.split("/"))
-            assert 0 <= rank < world
-        except (ValueError, AssertionError):
-            from ..errors import UserError
+        from ..runner import Shard  # the same i/n syntax and checks as `generate --shard`
 
-            raise UserError(f"--shard {args.shard!r}: expected i/n with 0 <= i < n") from None
-        shard = (rank, world)
+        parsed = Shard.parse(args.shard)
+        shard = (parsed.rank, parsed.world_size)
     out = score_run(Path(args.run), args.metrics, quiet=args.quiet, shard=shard,
                     trust_remote_code=getattr(args, "trust_remote_code", False))
     from ..store import RunDir
