@@ -88,35 +88,31 @@ class PromptSetSpec(_Spec):
     _dataset = field_validator("dataset")(classmethod(lambda cls, v: _check_target(v)))
 
 
-class MethodSpec(_Spec):
+class _LabelledSpec(_Spec):
+    """A registered method or metric (``name``) under a ``label`` of its own (default: the name),
+    with its ``params`` and the prompt sets it applies to (None: all)."""
+
     name: str
     label: str = ""
     params: dict[str, Any] = Field(default_factory=dict)
     prompt_sets: Optional[list[str]] = None
+
+    _name = field_validator("name")(classmethod(lambda cls, v: _check_target(v)))
+
+    @model_validator(mode="after")
+    def _default_label(self) -> "_LabelledSpec":
+        object.__setattr__(self, "label", _checked_label(self.label, self.name))
+        return self
+
+
+class MethodSpec(_LabelledSpec):
     #: classifier-free guidance scale for this entry's images (default: the suite sampler's);
     #: several entries of one method with different values make a guidance sweep
     guidance: Optional[float] = Field(None, ge=0, le=1000, allow_inf_nan=False)
 
-    _name = field_validator("name")(classmethod(lambda cls, v: _check_target(v)))
 
-    @model_validator(mode="after")
-    def _default_label(self) -> "MethodSpec":
-        object.__setattr__(self, "label", _checked_label(self.label, self.name))
-        return self
-
-
-class MetricSpec(_Spec):
-    name: str
-    label: str = ""
-    params: dict[str, Any] = Field(default_factory=dict)
-    prompt_sets: Optional[list[str]] = None
-
-    _name = field_validator("name")(classmethod(lambda cls, v: _check_target(v)))
-
-    @model_validator(mode="after")
-    def _default_label(self) -> "MetricSpec":
-        object.__setattr__(self, "label", _checked_label(self.label, self.name))
-        return self
+class MetricSpec(_LabelledSpec):
+    pass
 
 
 class Suite(_Spec):
@@ -151,7 +147,7 @@ class Suite(_Spec):
     @model_validator(mode="after")
     def _known_prompt_sets(self) -> "Suite":
         names = {p.name for p in self.prompt_sets}
-        targets: list[tuple[str, Sequence[MethodSpec | MetricSpec]]] = [("methods", self.methods), ("metrics", self.metrics)]
+        targets: list[tuple[str, Sequence[_LabelledSpec]]] = [("methods", self.methods), ("metrics", self.metrics)]
         for kind, items in targets:
             for i, item in enumerate(items):
                 for ps in item.prompt_sets or []:
