@@ -24,7 +24,6 @@ import json
 import os
 import re
 import socket
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -32,9 +31,11 @@ from typing import Iterator
 from .errors import UserError
 from .fileio import atomic_write_bytes, atomic_write_json, read_json_object, sha256_bytes
 from .fileio import tmp_name as _tmp_name
+from .log import get_logger
 from .paths import safe_name
 
 IMAGES = "images"
+log = get_logger(__name__)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 #: sidecar fields the scorers read, with their type
 SIDECAR_FIELDS = {"key": str, "image_sha256": str, "method": str, "prompt_set": str}
@@ -161,8 +162,8 @@ class RunDir:
             elif path.suffix == ".json":
                 yield self._checked_record(path)
         if unfinished and warn:
-            print(f"t2ibench: warning: {unfinished} PNG(s) in {self.images_dir} have no sidecar (unfinished); "
-                  "skipped: rerun `t2ibench generate` to finish them", file=sys.stderr)
+            log.warning(f"t2ibench: warning: {unfinished} PNG(s) in {self.images_dir} have no sidecar (unfinished); "
+                        "skipped: rerun `t2ibench generate` to finish them")
 
     def _checked_record(self, meta_path: Path) -> ImageRecord:
         """The one checked read of an image: sidecar fields, key = its path, PNG bytes = its hash."""
