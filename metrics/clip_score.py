@@ -213,7 +213,25 @@ class CLIPScore(Metric):
 # Scorer for run directories
 
 
-class CLIPScoreScorer(Scorer):
+class ClipBackedScorer(Scorer):
+    """Base of the scorers that read one CLIP backend: built on first use from ``backend_kind``,
+    ``model_name`` and ``pretrained`` (:func:`make_backend`); ``check_available`` builds it."""
+
+    def __init__(self, backend: str, model: str, pretrained: str | None, _backend: Any = None) -> None:
+        self.backend_kind, self.model_name, self.pretrained = backend, model, pretrained
+        self._backend = _backend
+
+    @property
+    def backend(self) -> Any:
+        if self._backend is None:
+            self._backend = make_backend(self.backend_kind, self.model_name, self.pretrained)
+        return self._backend
+
+    def check_available(self) -> None:
+        self.backend
+
+
+class CLIPScoreScorer(ClipBackedScorer):
     """Per image: 100·cos with its prompt (and whether the prompt was truncated); aggregate: CLIP Score.
 
     params: ``backend`` ("transformers" | "open_clip" | "tinyworld"), ``model`` (HF id/path or
@@ -232,18 +250,9 @@ class CLIPScoreScorer(Scorer):
         batch_size: int = 16,
         _backend: Any = None,
     ) -> None:
-        self.backend_kind, self.model_name, self.pretrained, self.clamp = backend, model, pretrained, clamp
+        super().__init__(backend, model, pretrained, _backend)
+        self.clamp = clamp
         self.batch_size = batch_size
-        self._backend = _backend
-
-    @property
-    def backend(self):
-        if self._backend is None:
-            self._backend = make_backend(self.backend_kind, self.model_name, self.pretrained)
-        return self._backend
-
-    def check_available(self) -> None:
-        self.backend
 
     def config(self) -> dict[str, Any]:
         return {"backend": self.backend_kind, "model": self.backend.name, "tokenizer": "explicit truncation, EOS kept"}

@@ -30,8 +30,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from t2ibench.metrics.clip_score import clip_cosines, make_backend
-from t2ibench.metrics.common import ColumnSample, Scorer, mean_ci, mean_sample, prompt_of
+from t2ibench.metrics.clip_score import ClipBackedScorer, clip_cosines
+from t2ibench.metrics.common import ColumnSample, mean_ci, mean_sample, prompt_of
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 CLIPSCORE_W = 2.5
@@ -48,7 +48,7 @@ def tsa_of(meta: Mapping[str, Any]) -> str:
     return str(pm.get("tsa") or meta.get("prompt_id"))
 
 
-class TextAlignmentScorer(Scorer):
+class TextAlignmentScorer(ClipBackedScorer):
     """Per image: CLIP cosine with the base prompt; aggregate: TA = mean of ``w · max(cos, 0)``.
 
     params: ``backend`` ("transformers" | "open_clip" | "tinyworld"), ``model``, ``pretrained``
@@ -71,19 +71,9 @@ class TextAlignmentScorer(Scorer):
     ) -> None:
         if not w > 0:
             raise ValueError(f"w = {w!r}; expected a positive scale (CLIPScore uses 2.5)")
-        self.backend_kind, self.model_name, self.pretrained = backend, model, pretrained
+        super().__init__(backend, model, pretrained, _backend)
         self.w, self.prompt = float(w), prompt
         self.batch_size = batch_size
-        self._backend = _backend
-
-    @property
-    def backend(self) -> Any:
-        if self._backend is None:
-            self._backend = make_backend(self.backend_kind, self.model_name, self.pretrained)
-        return self._backend
-
-    def check_available(self) -> None:
-        self.backend
 
     def _text(self, meta: Mapping[str, Any]) -> str:
         return self.prompt if self.prompt is not None else prompt_of(meta)
