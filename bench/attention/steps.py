@@ -35,14 +35,39 @@ def sampler_steps(timesteps: Sequence[Any]) -> list[int]:
 
 
 def scheduler_timesteps(pipe: Any, call: int, timestep: Any) -> list[float] | None:
-    """The pipeline scheduler's timesteps if they belong to this call (``timesteps[call] == timestep``)."""
+    """The schedule (one timestep per UNet call) of the pipeline call in progress, as floats.
+
+    Read without touching the device: the scheduler's ``timesteps`` live on the pipeline's device,
+    and reading them (``float(t)``, ``.tolist()``) would synchronise the host with it at every
+    step. The same schedule is computed once on the CPU by a copy of the scheduler made from its
+    config with the same number of inference steps, and used when it has as many entries as the
+    scheduler's own (``len`` reads no values). None when there is no schedule for ``call``.
+    """
     if timestep is None:
         return None
-    ts = getattr(getattr(pipe, "scheduler", None), "timesteps", None)
+    scheduler = getattr(pipe, "scheduler", None)
+    ts = getattr(scheduler, "timesteps", None)
     if ts is None or call >= len(ts):
         return None
-    ts = [float(t) for t in ts]
-    return ts if ts[call] == float(timestep) else None
+    return _cpu_schedule(scheduler, ts)
+
+
+def _cpu_schedule(scheduler: Any, timesteps: Any) -> list[float] | None:
+    """``scheduler``'s schedule recomputed on the CPU, cached on it per ``set_timesteps`` call."""
+    n_steps = getattr(scheduler, "num_inference_steps", None)
+    key = (id(timesteps), len(timesteps), n_steps)
+    cached = getattr(scheduler, "_t2ibench_cpu_schedule", None)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    values: list[float] | None = None
+    if n_steps is not None:
+        clone = type(scheduler).from_config(scheduler.config)
+        clone.set_timesteps(int(n_steps), device="cpu")
+        values = [float(t) for t in clone.timesteps.tolist()]
+        if len(values) != len(timesteps):  # custom timesteps or sigmas: not the config's schedule
+            values = None
+    scheduler._t2ibench_cpu_schedule = (key, values)
+    return values
 
 
 @dataclass

@@ -141,6 +141,7 @@ def test_amplify_without_renormalisation_scales_only_the_chosen_probabilities():
 
     class Call:
         n_key = 3
+        device = None  # LayerCall.device: None = where the weights are
 
     assert amp.needs_probs and amp.logit_bias(Call()) is None
     torch.testing.assert_close(amp.edit_probs(Call(), probs), torch.tensor([[[[0.5, 0.2, 0.48]]]]))
