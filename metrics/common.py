@@ -126,6 +126,8 @@ class Scorer:
     - ``conventions()``: what a reader must know to compare the number (network, resize, ...).
     - ``column_samples(values, metas)``: ``{column: ColumnSample}`` for paired deltas against
       the suite's reference method (optional; a scorer without it gets no deltas).
+    - ``observe(values, metas)``: every value of the run, before ``aggregate`` is called per
+      method, for scorers that pair images across methods (DreamSim); a no-op by default.
     """
 
     name: ClassVar[str] = ""
@@ -158,6 +160,9 @@ class Scorer:
 
     def column_samples(self, values: list[Any], metas: list[Mapping[str, Any]]) -> dict[str, ColumnSample]:
         return {}
+
+    def observe(self, values: list[Any], metas: list[Mapping[str, Any]]) -> None:
+        return None
 
 
 def tokenize_truncating(tokenizer, texts, context_length: int) -> tuple[dict[str, torch.Tensor], list[bool]]:

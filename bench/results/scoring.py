@@ -154,9 +154,7 @@ def score_metric(
     except common.NotAvailable as exc:  # pragma: no cover - conventions never load more than check_available
         info["conventions"] = {"error": str(exc)}
 
-    observe = getattr(scorer, "observe", None)  # scorers pairing images across methods (dreamsim)
-    if observe is not None:
-        observe([cached[k] for k in keys], [r.meta for r in wanted])
+    scorer.observe([cached[k] for k in keys], [r.meta for r in wanted])  # pairing across methods (DreamSim)
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
     for i, r in enumerate(wanted):
         groups[(str(r.meta.get("method")), str(r.meta.get("prompt_set")))].append(i)
