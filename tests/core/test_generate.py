@@ -14,7 +14,7 @@ from PIL import Image
 
 from t2ibench.errors import UserError
 
-from _helpers.cli import accelerate_launch_command, files_of, run_cli, t2ibench_command
+from _helpers.cli import files_of, run_cli, t2ibench_command
 
 # Byte-identity is promised on the same hardware with the same threads per process; the
 # subprocess tests run every process with one thread, as `accelerate launch` does.
@@ -131,20 +131,6 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path, write_suite):
     subprocess.run(t2ibench_command() + ["generate", str(suite), "--out", str(run), "--quiet"], env=ONE_THREAD, check=True)
     assert files_of(run) == files_of(ref)
     assert not list(run.rglob("*.tmp"))
-
-
-@pytest.mark.slow
-def test_two_process_accelerate_launch_equals_one_process(tmp_path, write_suite):
-    suite = write_suite(n=2, batch=2)
-    one, two = tmp_path / "one", tmp_path / "two"
-    subprocess.run(t2ibench_command() + ["generate", str(suite), "--out", str(one), "--quiet"], env=ONE_THREAD, check=True)
-    # --multi_gpu on a machine without GPUs starts CPU processes through torchrun (RANK, WORLD_SIZE).
-    cmd = [*accelerate_launch_command(), "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-           "--dynamo_backend", "no", "-m", "t2ibench", "generate", str(suite), "--out", str(two), "--quiet"]
-    res = subprocess.run(cmd, env=ONE_THREAD, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert res.stdout.count("generated") == 2  # one summary line per rank
-    assert files_of(two) == files_of(one)
 
 
 @pytest.mark.slow
