@@ -9,6 +9,7 @@ separator, no ``..``, no hidden file, nothing a filesystem reads specially.
 from __future__ import annotations
 
 import re
+from typing import TypeGuard
 
 from .errors import UserError
 
@@ -17,7 +18,7 @@ _NAME = re.compile(NAME_PATTERN)
 EXPECTED = "1-120 letters, digits or _.+- starting with a letter or digit"
 
 
-def is_safe_name(name: object) -> bool:
+def is_safe_name(name: object) -> TypeGuard[str]:
     return isinstance(name, str) and bool(_NAME.fullmatch(name)) and ".." not in name
 
 
@@ -25,7 +26,7 @@ def safe_name(name: object, what: str) -> str:
     """``name`` if it is safe as one path component, else a ``UserError`` (``what``: where it came from)."""
     if not is_safe_name(name):
         raise UserError(f"{what} = {name!r} cannot be a file name; expected {EXPECTED}")
-    return name  # type: ignore[return-value]
+    return name
 
 
 def check_name(name: str) -> str:
