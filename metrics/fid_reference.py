@@ -22,7 +22,8 @@ import numpy as np
 
 from t2ibench.errors import UserError
 from t2ibench.metrics.common import NotAvailable
-from t2ibench.metrics.frechet import FIDScorer, frechet_distance_from_stats, gaussian_stats
+from t2ibench.metrics.frechet import FIDScorer
+from t2ibench.metrics.frechet_math import frechet_distance_from_stats, gaussian_stats
 
 #: nominal count used to express (μ, Σ) as running sums; stats_from_sums returns μ, Σ exactly for any n ≥ 2
 _NOMINAL_N = 1_000_000

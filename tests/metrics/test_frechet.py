@@ -9,13 +9,10 @@ import torch
 from PIL import Image
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from t2ibench.metrics.frechet import (
-    FrechetDistance,
-    Preprocess,
-    ReferenceStats,
-    frechet_distance,
-    frechet_distance_from_stats,
-)
+from t2ibench.metrics.fid_preprocess import Preprocess
+from t2ibench.metrics.fid_stats_cache import ReferenceStats
+from t2ibench.metrics.frechet import FrechetDistance
+from t2ibench.metrics.frechet_math import frechet_distance, frechet_distance_from_stats
 
 
 def scipy_reference_fd(f1: np.ndarray, f2: np.ndarray) -> float:

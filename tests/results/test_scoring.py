@@ -9,7 +9,7 @@ import pytest
 
 from t2ibench.errors import UserError
 from t2ibench.metrics.fairness import fairness_discrepancy
-from t2ibench.metrics.frechet import frechet_distance
+from t2ibench.metrics.frechet_math import frechet_distance
 from t2ibench.results.scoring import score_run
 
 from _helpers.results import Counting, add_images
