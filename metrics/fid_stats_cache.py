@@ -21,7 +21,7 @@ from torch import nn
 
 from t2ibench.metrics.common import NotAvailable, config_hash
 from t2ibench.metrics.fid_preprocess import Preprocess
-from t2ibench.metrics.frechet_math import _as_np
+from t2ibench.metrics.frechet_math import as_float64
 
 
 def default_cache_dir() -> Path:
@@ -63,7 +63,7 @@ class ReferenceStats:
     def save(self, key: str, total, outer, n: int) -> Path:
         self.dir.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
-        np.savez(buf, sum=_as_np(total), outer=_as_np(outer), n=np.int64(n))
+        np.savez(buf, sum=as_float64(total), outer=as_float64(outer), n=np.int64(n))
         tmp = self.dir / f".{key}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
         tmp.write_bytes(buf.getvalue())
         os.replace(tmp, self.path(key))

@@ -24,7 +24,7 @@ from t2ibench.metrics.common import ColumnSample, NotAvailable, Scorer
 from t2ibench.metrics.fid_networks import resolve_network
 from t2ibench.metrics.fid_preprocess import Preprocess
 from t2ibench.metrics.fid_stats_cache import ReferenceStats, load_reference_images
-from t2ibench.metrics.frechet_math import _sqrt_psd, frechet_distance_from_stats, gaussian_stats, stats_from_sums
+from t2ibench.metrics.frechet_math import frechet_distance_from_stats, gaussian_stats, sqrt_psd, stats_from_sums
 
 # --------------------------------------------------------------------------------------------
 # The torchmetrics Metric
@@ -204,7 +204,7 @@ class FIDScorer(Scorer):
         ci = None
         if n_boot > 0:
             rng = np.random.default_rng(0)
-            s1 = _sqrt_psd(s_r)
+            s1 = sqrt_psd(s_r)
             boots = []
             for _ in range(n_boot):
                 sample = feats[rng.integers(0, n, n)]
@@ -236,7 +236,7 @@ class FIDScorer(Scorer):
             return {}
         total, outer, n_ref = self.reference_sums()
         mu_r, s_r = stats_from_sums(total, outer, n_ref)
-        s1, tr_r = _sqrt_psd(s_r), float(np.trace(s_r))
+        s1, tr_r = sqrt_psd(s_r), float(np.trace(s_r))
 
         def stat(pos: np.ndarray) -> np.ndarray:
             out = np.empty(len(pos))

@@ -18,22 +18,24 @@ import scipy.linalg
 import torch
 
 
-def _as_np(x: Any) -> np.ndarray:
+def as_float64(x: Any) -> np.ndarray:
+    """A tensor or array-like as a float64 numpy array (tensors detached and moved to the CPU)."""
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().double().numpy()
     return np.asarray(x, dtype=np.float64)
 
 
-def _sqrt_psd(sigma: np.ndarray) -> np.ndarray:
+def sqrt_psd(sigma: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a covariance (D, D): eigendecomposition, negative eigenvalues clipped to 0."""
     w, v = np.linalg.eigh((sigma + sigma.T) / 2.0)
     return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
 
 
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, method: str = "eigh", eps: float = 1e-6) -> float:
     """tr √(Σ₁Σ₂) for PSD Σ₁, Σ₂ (float64), by ``method`` in {"eigh", "scipy", "torchmetrics"}."""
-    sigma1, sigma2 = _as_np(sigma1), _as_np(sigma2)
+    sigma1, sigma2 = as_float64(sigma1), as_float64(sigma2)
     if method == "eigh":
-        s1 = _sqrt_psd(sigma1)
+        s1 = sqrt_psd(sigma1)
         m = s1 @ sigma2 @ s1
         w = np.linalg.eigvalsh((m + m.T) / 2.0)
         return float(np.sqrt(np.clip(w, 0.0, None)).sum())
@@ -51,14 +53,14 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, method: str = "ei
 
 def frechet_distance_from_stats(mu1, sigma1, mu2, sigma2, *, sqrtm: str = "eigh") -> float:
     """Fréchet distance between N(μ₁, Σ₁) and N(μ₂, Σ₂), float64."""
-    mu1, mu2, sigma1, sigma2 = map(_as_np, (mu1, mu2, sigma1, sigma2))
+    mu1, mu2, sigma1, sigma2 = map(as_float64, (mu1, mu2, sigma1, sigma2))
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product(sigma1, sigma2, sqrtm))
 
 
 def gaussian_stats(features) -> tuple[np.ndarray, np.ndarray]:
     """Mean and unbiased covariance (float64) of features (n, d)."""
-    f = _as_np(features)
+    f = as_float64(features)
     return f.mean(axis=0), np.cov(f, rowvar=False)
 
 
@@ -69,6 +71,6 @@ def frechet_distance(features1, features2, *, sqrtm: str = "eigh") -> float:
 
 def stats_from_sums(total: Any, outer: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
     """(μ, Σ) from float64 running sums Σx, Σxxᵀ and the count n (unbiased covariance)."""
-    total, outer = _as_np(total), _as_np(outer)
+    total, outer = as_float64(total), as_float64(outer)
     mu = total / n
     return mu, (outer - n * np.outer(mu, mu)) / (n - 1)
