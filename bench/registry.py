@@ -79,6 +79,20 @@ def loader_protocol(obj: Any) -> str | None:
     return None if {"limit", "sample_seed", "where"} <= names else expected
 
 
+def factory_without_arguments(obj: Any) -> str | None:
+    """A factory called with no arguments (e.g. an alignment judge's builder)."""
+    expected = "a callable that takes no arguments and returns the object"
+    if not callable(obj):
+        return expected
+    try:
+        inspect.signature(obj).bind()
+    except TypeError:
+        return expected
+    except ValueError:  # no signature (some builtins): let the call decide
+        return None
+    return None
+
+
 class Registry:
     """A lazy mapping from names to ``module:attribute`` targets, checked with ``check`` on load."""
 

@@ -95,9 +95,15 @@ class AlignmentScorer(Scorer):
 
                 self._judge = tiny_alignment_judge()
             else:
-                from t2ibench.registry import Registry
+                from t2ibench.errors import UserError
+                from t2ibench.registry import Registry, factory_without_arguments
 
-                self._judge = Registry("judge", "t2ibench.judges", {}).get(self.judge_spec)()
+                judges = Registry("judge", "t2ibench.judges", {}, check=factory_without_arguments)
+                judge = judges.get(self.judge_spec, where="alignment judge")()
+                if not callable(judge):
+                    raise UserError(f"alignment judge {self.judge_spec!r} built a {type(judge).__name__}; expected a "
+                                    "callable judge(images, prompt_metas) -> list of correctness values")
+                self._judge = judge
         return self._judge
 
     def check_available(self) -> None:

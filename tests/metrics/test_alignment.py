@@ -71,3 +71,13 @@ def test_tinyworld_colors_check_ignores_shape_and_catches_leakage():
     leaked = check_prompt(want, pred(("circle", "green"), ("triangle", "green")))
     assert leaked["checks"]["colors"] is False
     assert check_prompt(want, pred(("circle", "green"), ("triangle", "blue")))["correct"]
+
+
+@pytest.mark.parametrize("spec", ["json:loads", "math:pi", "builtins:dict"])
+def test_a_judge_that_is_not_a_judge_factory_is_one_line(spec):
+    """json:loads needs an argument, math:pi is no callable, dict() builds a non-callable: a UserError each, not a traceback."""
+    from t2ibench.errors import UserError
+
+    with pytest.raises(UserError, match="alignment judge"):
+        AlignmentScorer(judge=spec).check_available()
+
