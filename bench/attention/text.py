@@ -19,6 +19,8 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 
+from ..placement import pipeline_device
+
 #: the word written where learned tokens go (one CLIP token, "*</w>" = id 265)
 PLACEHOLDER = "*"
 PLACEHOLDER_ID = 265
@@ -48,16 +50,10 @@ def text_encoders(pipe: Any) -> dict[str, Any]:
     return {n: getattr(pipe, n) for n in ("text_encoder", "text_encoder_2") if getattr(pipe, n, None) is not None}
 
 
-def execution_device(pipe: Any) -> torch.device:
-    from ..placement import pipeline_device
-
-    return pipeline_device(pipe)
-
-
 @torch.no_grad()
 def encode_prompts(pipe: Any, texts: Sequence[str]) -> PromptEmbeds:
     """The conditional embeddings the pipeline would compute for ``texts``."""
-    device = execution_device(pipe)
+    device = pipeline_device(pipe)
     if is_sdxl(pipe):
         pe, _, pooled, _ = pipe.encode_prompt(
             prompt=list(texts), device=device, num_images_per_prompt=1, do_classifier_free_guidance=False
@@ -173,7 +169,7 @@ def encode_ids(pipe: Any, ids: Mapping[str, torch.Tensor], feature_position: Seq
     last hidden state. SDXL: the penultimate hidden states of both encoders concatenated, and
     the pooled embedding of encoder 2 read at ``feature_position[r]`` (default: end-of-text).
     """
-    device = execution_device(pipe)
+    device = pipeline_device(pipe)
     encs = text_encoders(pipe)
     if not is_sdxl(pipe):
         enc = encs["text_encoder"]
