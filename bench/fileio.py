@@ -18,10 +18,11 @@ import errno
 import hashlib
 import json
 import os
+import re
 import socket
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Literal, overload
+from typing import Any, Callable, Literal, NamedTuple, overload
 
 from .errors import UserError
 
@@ -41,9 +42,33 @@ def read_bytes_explained(path: Path, explain: Callable[[ReadProblem, str], str])
         raise UserError(explain("unreadable", f"{exc.strerror or exc}")) from None
 
 
+#: ``.<target name>.<host tag>.<pid>.<12 hex digits>.tmp``; the host tag has no dots, so the
+#: fields parse from the right whatever the target name holds.
+_TMP_NAME = re.compile(r"^\.(?P<target>.+)\.(?P<host>[A-Za-z0-9_-]+)\.(?P<pid>[0-9]+)\.[0-9a-f]{12}\.tmp$")
+
+
+class TmpOwner(NamedTuple):
+    """The writer of a temporary file: its host tag and process id."""
+
+    host: str
+    pid: int
+
+
+def host_tag() -> str:
+    """This machine's host name as it appears in temporary names: every character other than
+    ``[A-Za-z0-9_-]`` (the dots of ``node1.cluster.local``) becomes ``_``."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "_"
+
+
 def tmp_name(path: Path) -> Path:
-    """A fresh hidden temporary name for ``path``: ``.<name>.<host>.<pid>.<random>.tmp``."""
-    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
+    """A fresh hidden temporary name for ``path``: ``.<name>.<host tag>.<pid>.<random>.tmp``."""
+    return path.with_name(f".{path.name}.{host_tag()}.{os.getpid()}.{uuid.uuid4().hex[:12]}.tmp")
+
+
+def tmp_owner(name: str) -> TmpOwner | None:
+    """Who wrote the temporary file called ``name`` (made by ``tmp_name``); None for any other name."""
+    m = _TMP_NAME.match(name)
+    return TmpOwner(m["host"], int(m["pid"])) if m else None
 
 
 @overload

@@ -11,8 +11,10 @@ Layout (the files are the truth; nothing else is needed to read a run)::
 
 Every file is written to a hidden temporary name unique to (host, pid) in the same folder,
 flushed, fsync'ed and renamed over its final name (``t2ibench.fileio``), which is atomic on
-local filesystems and NFS alike. Path parts come from names checked by ``t2ibench.paths``. An image is done when its sidecar exists and names the PNG's SHA-256, so a process
-killed between the two renames leaves an orphan PNG that the next run simply rewrites.
+local filesystems and NFS alike; the temporary a killed writer leaves is removed by the next
+``generate`` on that host (``clean_stale_temporaries``). Path parts come from names checked by
+``t2ibench.paths``. An image is done when its sidecar exists and names the PNG's SHA-256, so a
+process killed between the two renames leaves an orphan PNG that the next run simply rewrites.
 Reading for scoring goes through one checked path (``records``): a damaged sidecar or a PNG
 whose bytes differ from its recorded hash is a one-line ``UserError`` naming the file. No
 locks and no SQLite: ranks on several machines may share one directory.
@@ -23,13 +25,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from .errors import UserError
-from .fileio import atomic_write_bytes, atomic_write_json, read_json_object, sha256_bytes
+from .fileio import atomic_write_bytes, atomic_write_json, host_tag, read_json_object, sha256_bytes, tmp_owner
 from .fileio import tmp_name as _tmp_name
 from .log import get_logger
 from .paths import safe_name
@@ -188,15 +189,14 @@ class RunDir:
         return ImageRecord(key=rel, png_path=png, meta=meta)
 
     def clean_stale_temporaries(self) -> int:
-        """Remove this host's temporary files left by processes that no longer exist."""
-        host = socket.gethostname()
+        """Remove this host's temporary files left by processes that no longer exist (a killed
+        writer); another host's, a live process's and any file not named by ``tmp_name`` stay.
+        Returns how many were removed."""
+        host = host_tag()
         removed = 0
         for tmp in self.path.rglob(".*.tmp"):
-            parts = tmp.name.rsplit(".", 3)
-            if len(parts) != 4 or parts[1] != host or not parts[2].isdigit():
-                continue
-            pid = int(parts[2])
-            if pid == os.getpid() or _pid_alive(pid):
+            owner = tmp_owner(tmp.name)
+            if owner is None or owner.host != host or owner.pid == os.getpid() or _pid_alive(owner.pid):
                 continue
             try:
                 tmp.unlink()

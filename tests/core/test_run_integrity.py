@@ -276,3 +276,53 @@ def test_readme_accelerate_command_shards_on_a_cpu(tmp_path):
                           "--threads", str(threads.pop())], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-3000:]
     assert files_of(out) == files_of(plain)
+
+
+# -- temporaries left by a killed writer (a SIGKILL between open and rename) ----------------------
+_WRITE_AND_DIE = (
+    "import os, sys\nfrom pathlib import Path\nfrom t2ibench.fileio import tmp_name\n"
+    "tmp = tmp_name(Path(sys.argv[1]))\ntmp.write_bytes(b'half a sidecar')\nprint(tmp.name)\n"
+    "os.kill(os.getpid(), 9)\n"
+)
+
+
+def test_generate_sweeps_a_killed_writers_temporary(run, scored_run, capsys):
+    """The temporary a SIGKILLed writer leaves is removed by the next ``generate`` (the resume
+    path); before the fix the sweep misread the name's fields and never removed one."""
+    before = files_of(run)
+    target = run / "images" / "sd" / "mixed" / "p00000-0001.json"
+    child = subprocess.run([sys.executable, "-c", _WRITE_AND_DIE, str(target)], capture_output=True, text=True)
+    assert child.returncode == -9
+    assert (target.parent / child.stdout.strip()).is_file()
+    assert run_cli("generate", scored_run.parent / "suite.yaml", "--out", run, "--quiet") == 0
+    assert files_of(run) == before and not list(run.rglob("*.tmp"))
+
+
+def test_sweep_parses_dotted_host_names_and_spares_live_writers(tmp_path, monkeypatch):
+    from t2ibench import fileio
+    from t2ibench.store import RunDir
+
+    monkeypatch.setattr(fileio.socket, "gethostname", lambda: "node1.cluster.local")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        folder = tmp_path / "images" / "sd" / "set.with.dots"
+        folder.mkdir(parents=True)
+        made = {}
+        for who, pid in {"dead": dead_pid, "live": live.pid, "me": os.getpid()}.items():
+            with monkeypatch.context() as m:
+                m.setattr(fileio.os, "getpid", lambda pid=pid: pid)
+                made[who] = fileio.tmp_name(folder / "p0.v1.json")
+            made[who].write_bytes(b"x")
+        assert fileio.tmp_owner(made["dead"].name) == ("node1_cluster_local", dead_pid)
+        other_host = folder / made["dead"].name.replace("node1_cluster_local", "elsewhere")
+        not_ours = folder / ".notes.tmp"
+        for p in (other_host, not_ours):
+            p.write_bytes(b"x")
+        assert RunDir(tmp_path).clean_stale_temporaries() == 1
+        assert not made["dead"].exists()
+        assert all(p.exists() for p in (made["live"], made["me"], other_host, not_ours))
+    finally:
+        live.kill()
+        live.wait()
