@@ -93,11 +93,16 @@ class ColumnSample:
 
     ``items``: (m,) indices into the values the scorer aggregated (the images the column uses);
     ``stat``: positions (B, m') into ``items`` → the column's statistic on each of the B
-    resamples, (B,) float64 (the same statistic as the column's ``value``).
+    resamples, (B,) float64 (the same statistic as the column's ``value``);
+    ``interval``: optional, positions (m',) → the column's own 95 % interval (low, high) on those
+    images, for statistics ≥ 0 whose bootstrap does not cover near that bound (FD and KL near
+    uniform). With it, a paired delta combines the two intervals (MOVER) instead of taking
+    percentiles of the resampled differences (``bench.results.deltas``).
     """
 
     items: np.ndarray
     stat: Callable[[np.ndarray], np.ndarray]
+    interval: Callable[[np.ndarray], tuple[float, float]] | None = None
 
 
 def mean_sample(items: Sequence[int], x: Sequence[float] | np.ndarray, floor: float | None = None) -> ColumnSample:

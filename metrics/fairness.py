@@ -19,7 +19,7 @@ p̂ = share of argmax predictions per category (K categories, u = uniform 1/K):
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Sequence
 
 import numpy as np
 import scipy.stats
@@ -109,13 +109,20 @@ def resampled_fd_kl(preds: np.ndarray, num_classes: int) -> tuple[np.ndarray, np
     return corrected_fd(counts), corrected_kl(counts)
 
 
-def _resampled_column(preds: np.ndarray, num_classes: int, which: int) -> Callable[[np.ndarray], np.ndarray]:
-    """A ColumnSample statistic: positions (B, m) into ``preds`` → FD (``which`` 0) or KL (1) per resample."""
+def fairness_column(items: np.ndarray, preds: np.ndarray, num_classes: int, kind: Literal["fd", "kl"]) -> ColumnSample:
+    """The paired-delta sample of an FD or KL column: ``preds`` (m,) class indices of the images
+    ``items``; its statistic is the bias-corrected FD/KL per resample, its interval the covering
+    one of ``fairness_intervals`` on the shared images."""
+    which = 0 if kind == "fd" else 1
 
     def stat(pos: np.ndarray) -> np.ndarray:
         return resampled_fd_kl(preds[pos], num_classes)[which]
 
-    return stat
+    def interval(pos: np.ndarray) -> tuple[float, float]:
+        r = fd_kl_intervals(np.bincount(preds[pos], minlength=num_classes)[None])
+        return float(r[f"{kind}_lo"][0]), float(r[f"{kind}_hi"][0])
+
+    return ColumnSample(np.asarray(items, dtype=np.int64), stat, interval)
 
 
 # --------------------------------------------------------------------------------------------
@@ -358,6 +365,6 @@ class FairnessScorer(Scorer):
         for tsa, idx in sorted(by_tsa.items()):
             preds = np.array([int(values[i]["pred"]) for i in idx], dtype=np.int64)
             k = k_of[tsa]
-            out[f"fd:{tsa}"] = ColumnSample(np.asarray(idx), _resampled_column(preds, k, 0))
-            out[f"kl:{tsa}"] = ColumnSample(np.asarray(idx), _resampled_column(preds, k, 1))
+            out[f"fd:{tsa}"] = fairness_column(np.asarray(idx), preds, k, "fd")
+            out[f"kl:{tsa}"] = fairness_column(np.asarray(idx), preds, k, "kl")
         return out

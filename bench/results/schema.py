@@ -17,6 +17,7 @@ AGGREGATES_FORMAT = "t2ibench-aggregates/1"
 TABLE_FORMAT = "t2ibench-table/1"
 
 Verdict = Literal["better", "worse", "same"]
+DeltaInterval = Literal["percentile", "mover"]  # paired percentile bootstrap, or MOVER from the two columns' own intervals
 
 
 class Delta(TypedDict):
@@ -24,7 +25,8 @@ class Delta(TypedDict):
 
     reference: str  # the reference method's label (suite key ``reference``, default "sd")
     value: float
-    ci: Optional[list[float]]  # 95 % paired-bootstrap interval [low, high]
+    ci: Optional[list[float]]  # 95 % interval [low, high] of the difference
+    ci_method: DeltaInterval  # how ``ci`` was made (bench.results.deltas)
     n_pairs: int
     resamples: int
     significant: bool  # the interval excludes 0

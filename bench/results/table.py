@@ -324,8 +324,10 @@ def to_markdown(doc: Mapping[str, Any], pending: Iterable[str] = (), command: st
     return "\n".join(lines)
 
 
-DELTA_CONVENTION = ("paired: method − reference on the (prompt, seed) pairs both have, 95 % percentile interval "
-                    "of the same resamples applied to both (1000; Fréchet distance 100); ✓/✗ when it excludes 0")
+DELTA_CONVENTION = ("paired: method − reference on the (prompt, seed) pairs both have; 95 % interval: the percentile "
+                    "interval of the same resamples applied to both (1000; Fréchet distance 100), for FD and KL MOVER "
+                    "from the two methods' own intervals with their correlation over those resamples; ✓/✗ when it "
+                    "excludes 0")
 
 
 def _conventions(doc: Mapping[str, Any], suite: str, reference: str | None) -> list[str]:

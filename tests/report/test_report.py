@@ -92,7 +92,7 @@ def test_results_follow_the_leaderboard_layout_with_deltas():
 
     agg = {"suite": "s", "reference": "sd", "metrics": {"fd-ev": {"name": "fairness", "available": True},
                                                          "ir": {"name": "image_reward", "available": False, "reason": "no weights"}},
-           "rows": [row("sd", 0.5), row("fq", 0.1, {"reference": "sd", "value": -0.4, "ci": [-0.5, -0.3], "n_pairs": 48,
+           "rows": [row("sd", 0.5), row("fq", 0.1, {"reference": "sd", "value": -0.4, "ci": [-0.5, -0.3], "ci_method": "mover", "n_pairs": 48,
                                                      "resamples": 1000, "significant": True, "verdict": "better"}),
                     {"method": "sd", "prompt_set": "fair", "metric": "ir", "column": "ir", "available": False, "value": None,
                      "reason": "no weights"}]}

@@ -40,7 +40,7 @@ def test_only_shared_pairs_count_and_direction():
     x = np.arange(20.0)
     d = paired_delta(mean_sample(range(20), x + 1), _metas(ids), mean_sample(range(10), x[:10]), _metas(ids[:10]),
                      lower_is_better=True, n_boot=200)
-    assert d["n_pairs"] == 10 and d["value"] == pytest.approx(1.0)
+    assert d["n_pairs"] == 10 and d["value"] == pytest.approx(1.0) and d["ci_method"] == "percentile"
     assert d["significant"] and d["verdict"] == "worse"  # higher, and lower is better
     same = paired_delta(mean_sample(range(20), x), _metas(ids), mean_sample(range(20), x), _metas(ids),
                         lower_is_better=True, n_boot=200)
@@ -56,9 +56,10 @@ def test_scoring_adds_deltas_against_sd(make_run):
     fd = rows[("other", "fair", "t_fair.fd:Smiling")]
     assert fd["delta"]["reference"] == "sd" and fd["delta"]["n_pairs"] == 16
     assert fd["delta"]["value"] == pytest.approx(fd["value"] - rows[("sd", "fair", "t_fair.fd:Smiling")]["value"])
-    assert fd["delta"]["ci"][0] <= fd["delta"]["value"] <= fd["delta"]["ci"][1]
+    assert fd["delta"]["ci"][0] <= fd["delta"]["value"] <= fd["delta"]["ci"][1] and fd["delta"]["ci_method"] == "mover"
     fid = rows[("other", "align", "t_fid")]
     assert fid["delta"]["value"] == pytest.approx(fid["value"] - rows[("sd", "align", "t_fid")]["value"])
+    assert fid["delta"]["ci_method"] == "percentile"
     assert "delta" not in rows[("other", "align", "t_mean")]  # a scorer without column_samples: no delta
 
 

@@ -161,7 +161,7 @@ def test_markdown_ablations_blocks_and_pending_suites():
 
 
 def _delta(v, lo, hi, verdict):
-    return {"reference": "sd", "value": v, "ci": [lo, hi], "n_pairs": 4, "resamples": 100,
+    return {"reference": "sd", "value": v, "ci": [lo, hi], "ci_method": "percentile", "n_pairs": 4, "resamples": 100,
             "significant": verdict != "same", "verdict": verdict}
 
 
