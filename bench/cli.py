@@ -127,7 +127,7 @@ def cmd_run(args) -> int:
     except ImportError as exc:
         log.warning(f"t2ibench: scoring is not available in this installation ({exc}); images are in {out}")
         return 0
-    aggregates = score_run(out, trust_remote_code=True)  # the suite was given on this command line
+    aggregates = score_run(out, trust_remote_code=True, device=args.device)  # the suite was given on this command line
     for label, info in aggregates["metrics"].items():
         profile[f"score {label}"] = info.get("seconds", 0.0)
     t1 = time.perf_counter()
@@ -196,7 +196,8 @@ def _add_generation_args(p: argparse.ArgumentParser, suite_required: bool) -> No
                    help="add a method (registered name or module:Class, default parameters) to the suite, "
                         "on all prompt sets or on @set1,set2; repeatable. Images already in --out are kept")
     p.add_argument("--limit", type=_positive_int, help="at most N prompts per prompt set")
-    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--device", help="torch device of the pipeline (and, for run, of the scorers); default: cuda if "
+                                    "available, else cpu")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="weights dtype (auto: fp16 on CUDA, fp32 on CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--threads", type=_positive_int,

@@ -102,12 +102,6 @@ def resolve_model(name: str) -> ModelRef:
     )
 
 
-def default_device() -> str:
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def default_dtype(device: str, precision: str = "auto"):
     import torch
 
@@ -144,7 +138,9 @@ def load_pipeline(name: str, device: str | None = None, precision: str = "auto",
     import torch
     from diffusers import AutoencoderKL, DiffusionPipeline
 
-    device = device or default_device()
+    from .placement import resolve_device
+
+    device = str(resolve_device(device))
     dtype = default_dtype(device, precision)
     extra: dict[str, Any] = {}
     if vae:

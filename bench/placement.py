@@ -14,6 +14,11 @@ probabilities are float32 by design). Two exceptions, both deliberate:
   back afterwards (diffusers' own mechanism); a user-supplied fp16-safe VAE (suite key ``vae``)
   keeps its own ``force_upcast`` (false for the fp16-fix VAEs) and decodes in fp16.
   ``vae_decode_dtype`` tells code that decodes by hand which dtype to use.
+
+Scorers have no pipeline: each runs its networks (CLIP, Inception, ImageReward, DreamSim, the
+tinyworld evaluator) in float32 on the device the scoring driver gives it (``Scorer.to``;
+``t2ibench score --device``, default CUDA when available), moves each batch's inputs there and
+returns its values on the host, so per-image values and their cache do not depend on the device.
 """
 
 from __future__ import annotations
@@ -21,6 +26,27 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
+from .errors import UserError
+
+
+def resolve_device(requested: str | torch.device | None, option: str = "--device") -> torch.device:
+    """The device a command runs on: ``requested`` (``cpu``, ``cuda``, ``cuda:1``, ``mps``, ...) or,
+    when None, CUDA if available, else the CPU. An unknown name, or CUDA/MPS on a machine without
+    it, is one ``UserError`` line naming ``option``."""
+    if requested is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, TypeError):
+        raise UserError(f"{option} {requested!r}: not a torch device; expected cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"{option} {requested!r}: CUDA is not available on this machine; expected cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"{option} {requested!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"{option} {requested!r}: MPS is not available on this machine; expected cpu")
+    return device
 
 
 def pipeline_device(pipe: Any) -> torch.device:
@@ -40,6 +66,13 @@ def module_placement(module: Any) -> tuple[torch.device, torch.dtype]:
     """(device, dtype) of a module's first parameter (an ``nn.Embedding``, a text encoder, ...)."""
     p = next(module.parameters())
     return p.device, p.dtype
+
+
+def module_device(module: Any) -> torch.device:
+    """Where a module's first parameter (else buffer) lives; the CPU for a module with neither
+    (or a plain callable standing in for one)."""
+    tensors = [*getattr(module, "parameters", list)(), *getattr(module, "buffers", list)()]
+    return tensors[0].device if tensors else torch.device("cpu")
 
 
 def vae_decode_dtype(vae: Any) -> torch.dtype:

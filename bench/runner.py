@@ -249,7 +249,10 @@ def generate(
     round differently with another thread count.
     """
     from .models import check_resolution, load_pipeline, set_scheduler
+    from .placement import resolve_device
 
+    if pipe is None:
+        device = str(resolve_device(device))  # an unusable --device is one line before anything is written
     if shard is None:
         shard = Shard.from_env()
         if shard.world_size == 1 and Shard.launched_by_accelerate():

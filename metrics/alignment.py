@@ -104,7 +104,11 @@ class AlignmentScorer(Scorer):
                     raise UserError(f"alignment judge {self.judge_spec!r} built a {type(judge).__name__}; expected a "
                                     "callable judge(images, prompt_metas) -> list of correctness values")
                 self._judge = judge
+            self.place(self._judge)  # a user judge without ``to`` stays where it is
         return self._judge
+
+    def placed_networks(self) -> list[Any]:
+        return [] if self._judge is None else [self._judge]
 
     def check_available(self) -> None:
         self.judge

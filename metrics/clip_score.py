@@ -32,12 +32,14 @@ from t2ibench.metrics.common import (
     tokenize_truncating,
     unwrap_features,
 )
+from t2ibench.placement import module_device
 
 DEFAULT_MODEL = "openai/clip-vit-large-patch14"
 
 
 # --------------------------------------------------------------------------------------------
-# Backends: images (PIL) and texts → L2-normalised embeddings
+# Backends: images (PIL) and texts → L2-normalised float32 embeddings on the host; ``to(device)``
+# places the model, each batch's inputs follow it
 
 
 class HFClipBackend:
@@ -49,6 +51,10 @@ class HFClipBackend:
         self.image_processor = image_processor
         self.name = name
         self.context_length = int(model.config.text_config.max_position_embeddings)
+
+    def to(self, device: str | torch.device) -> "HFClipBackend":
+        self.model.to(device)
+        return self
 
     @classmethod
     def from_pretrained(cls, name_or_path: str = DEFAULT_MODEL) -> "HFClipBackend":
@@ -73,14 +79,16 @@ class HFClipBackend:
         tensors = [im if isinstance(im, torch.Tensor) else torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1)
                    for im in images]
         pixel_values = self.image_processor(images=tensors, return_tensors="pt")["pixel_values"]
-        f = unwrap_features(self.model.get_image_features(pixel_values=pixel_values))
-        return f / f.norm(p=2, dim=-1, keepdim=True)
+        device = module_device(self.model)
+        f = unwrap_features(self.model.get_image_features(pixel_values=pixel_values.to(device)))
+        return (f / f.norm(p=2, dim=-1, keepdim=True)).float().cpu()
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str]) -> tuple[torch.Tensor, list[bool]]:
         enc, truncated = self.tokenize(texts)
-        f = unwrap_features(self.model.get_text_features(**enc))
-        return f / f.norm(p=2, dim=-1, keepdim=True), truncated
+        device = module_device(self.model)
+        f = unwrap_features(self.model.get_text_features(**{k: v.to(device) for k, v in enc.items()}))
+        return (f / f.norm(p=2, dim=-1, keepdim=True)).float().cpu(), truncated
 
 
 class OpenClipBackend:
@@ -92,6 +100,10 @@ class OpenClipBackend:
         self.tokenizer = tokenizer
         self.name = name
         self.context_length = context_length
+
+    def to(self, device: str | torch.device) -> "OpenClipBackend":
+        self.model.to(device)
+        return self
 
     @classmethod
     def create(cls, arch: str, pretrained: str | None) -> "OpenClipBackend":
@@ -116,14 +128,16 @@ class OpenClipBackend:
     @torch.inference_mode()
     def encode_images(self, images: Sequence[Any]) -> torch.Tensor:
         x = torch.stack([self.preprocess(im.convert("RGB")) for im in images])
-        f = self.model.encode_image(x).float()
-        return f / f.norm(p=2, dim=-1, keepdim=True)
+        device = module_device(self.model)
+        f = self.model.encode_image(x.to(device)).float()
+        return (f / f.norm(p=2, dim=-1, keepdim=True)).cpu()
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str]) -> tuple[torch.Tensor, list[bool]]:
         tokens = self.tokenizer(list(texts))
-        f = self.model.encode_text(tokens).float()
-        return f / f.norm(p=2, dim=-1, keepdim=True), self._count_truncated(texts)
+        device = module_device(self.model)
+        f = self.model.encode_text(tokens.to(device)).float()
+        return (f / f.norm(p=2, dim=-1, keepdim=True)).cpu(), self._count_truncated(texts)
 
 
 def make_backend(backend: str = "transformers", model: str = DEFAULT_MODEL, pretrained: str | None = None):
@@ -224,8 +238,11 @@ class ClipBackedScorer(Scorer):
     @property
     def backend(self) -> Any:
         if self._backend is None:
-            self._backend = make_backend(self.backend_kind, self.model_name, self.pretrained)
+            self._backend = self.place(make_backend(self.backend_kind, self.model_name, self.pretrained))
         return self._backend
+
+    def placed_networks(self) -> list[Any]:
+        return [] if self._backend is None else [self._backend]
 
     def check_available(self) -> None:
         self.backend

@@ -12,10 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence, TypeVar
 
 import numpy as np
 import torch
+
+_Network = TypeVar("_Network")
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -133,6 +135,9 @@ class Scorer:
       the suite's reference method (optional; a scorer without it gets no deltas).
     - ``observe(values, metas)``: every value of the run, before ``aggregate`` is called per
       method, for scorers that pair images across methods (DreamSim); a no-op by default.
+    - ``to(device)``: where the networks run (the driver calls it; ``t2ibench score --device``);
+      a scorer loads each network through ``place`` and lists the loaded ones in
+      ``placed_networks``. Values come back to the host, so they and the cache do not depend on it.
     """
 
     name: ClassVar[str] = ""
@@ -140,6 +145,27 @@ class Scorer:
     lower_is_better: ClassVar[bool] = False
     batch_size: int = 16
     paired_resamples: int = 1000  # resamples of the paired deltas (bench.results.deltas)
+    device: torch.device = torch.device("cpu")  # where the networks run (``to``); values come back to the host
+
+    def to(self, device: str | torch.device) -> "Scorer":
+        """Run this scorer's networks on ``device``: those loaded later are placed there, those
+        already loaded (``placed_networks``) move. Returns ``self``."""
+        self.device = torch.device(device)
+        for network in self.placed_networks():
+            self.place(network)
+        return self
+
+    def place(self, network: _Network) -> _Network:
+        """``network`` (a module, backend or classifier) moved to this scorer's device when it can
+        move (has ``to``), and returned: every network a scorer loads goes through here."""
+        mover = getattr(network, "to", None)
+        if callable(mover):
+            mover(self.device)
+        return network
+
+    def placed_networks(self) -> list[Any]:
+        """The networks this scorer has loaded so far; none by default."""
+        return []
 
     def config(self) -> dict[str, Any]:
         raise NotImplementedError

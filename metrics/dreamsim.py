@@ -38,6 +38,7 @@ import torch
 
 from t2ibench.metrics.common import ColumnSample, NotAvailable, Scorer, mean_ci, mean_sample
 from t2ibench.metrics.text_alignment import tsa_of
+from t2ibench.placement import module_device
 
 ENV_VAR = "T2IBENCH_DREAMSIM"
 IMAGE_SIZE = 224
@@ -104,9 +105,10 @@ class DreamSimScorer(Scorer):
 
     params: ``checkpoint`` (TorchScript file; default ``$T2IBENCH_DREAMSIM``), ``compare_to``
     (method label whose images are the references, default ``sd``), ``normalize_embeds``
-    (centre before the cosine, as dreamsim's loader does by default), ``image_size`` (224),
-    ``device``. The scoring driver hands every scored image to :meth:`observe` before
-    aggregating, so each method finds its references whatever the order of the groups.
+    (centre before the cosine, as dreamsim's loader does by default), ``image_size`` (224). It runs
+    on the scoring device (``Scorer.to``). The scoring driver hands every scored image to
+    :meth:`observe` before aggregating, so each method finds its references whatever the order
+    of the groups.
     """
 
     name = "dreamsim"
@@ -119,14 +121,12 @@ class DreamSimScorer(Scorer):
         compare_to: str = "sd",
         normalize_embeds: bool = True,
         image_size: int = IMAGE_SIZE,
-        device: str | None = None,
         batch_size: int = 16,
         _network: Any = None,
     ) -> None:
         self.checkpoint = checkpoint if checkpoint is not None else os.environ.get(ENV_VAR) or None
         self.compare_to, self.normalize_embeds = compare_to, bool(normalize_embeds)
         self.image_size, self.batch_size = int(image_size), batch_size
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self._network = _network
         self._references: dict[tuple[str, str, int], np.ndarray] | None = None
 
@@ -135,8 +135,11 @@ class DreamSimScorer(Scorer):
         if self._network is None:
             if not self.checkpoint:
                 raise NotAvailable(f"DreamSim checkpoint not found: none given; expected {EXPECTED}")
-            self._network = load_network(self.checkpoint, self.device)
+            self._network = load_network(self.checkpoint, str(self.device))
         return self._network
+
+    def placed_networks(self) -> list[Any]:
+        return [] if self._network is None else [self._network]
 
     def check_available(self) -> None:
         self.network
@@ -155,7 +158,7 @@ class DreamSimScorer(Scorer):
 
     @torch.inference_mode()
     def score(self, images: list[Any], metas: list[Mapping[str, Any]]) -> list[Any]:
-        x = preprocess(images, self.image_size).to(self.device)
+        x = preprocess(images, self.image_size).to(module_device(self.network))
         e = concat_features(self.network(x)).double().cpu().numpy()
         return list(e)
 

@@ -178,6 +178,10 @@ class ClipZeroShotClassifier:
         self.apply_logit_scale = apply_logit_scale
         self.name = f"CLIP zero-shot ({backend.name})"
 
+    def to(self, device: str | torch.device) -> "ClipZeroShotClassifier":
+        self.backend.to(device)
+        return self
+
     def logit_scale(self) -> float:
         return float(self.backend.model.logit_scale.detach().exp()) if self.apply_logit_scale else 1.0
 
@@ -282,7 +286,11 @@ class FairnessScorer(Scorer):
                 self._classifier = fn()
             else:
                 raise ValueError(f"classifier {self.classifier_kind!r}; expected clip, tinyworld-evaluator or module:callable")
+            self.place(self._classifier)  # a user classifier without ``to`` stays where it is
         return self._classifier
+
+    def placed_networks(self) -> list[Any]:
+        return [] if self._classifier is None else [self._classifier]
 
     def check_available(self) -> None:
         self.classifier

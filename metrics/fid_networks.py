@@ -13,10 +13,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from t2ibench.metrics.common import CLIP_MEAN, CLIP_STD, NotAvailable, unwrap_features
+from t2ibench.placement import module_device
 
 
 class ClipImageFeatures(nn.Module):
@@ -95,6 +97,13 @@ class InceptionFeatures(nn.Module):
     @torch.inference_mode()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net((x * 255).round().clamp(0, 255).to(torch.uint8)).reshape(x.shape[0], -1)
+
+
+def network_features(network: nn.Module, x: torch.Tensor) -> np.ndarray:
+    """Features (B, d) float64 on the host of preprocessed images ``x`` (B, 3, S, S) in [0, 1],
+    computed on the network's device."""
+    with torch.inference_mode():
+        return network(x.to(module_device(network))).double().cpu().numpy()
 
 
 def resolve_network(spec: str | nn.Module) -> nn.Module:

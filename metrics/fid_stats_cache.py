@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-import torch
 from torch import nn
 
+from t2ibench.fileio import atomic_write_bytes
 from t2ibench.metrics.common import NotAvailable, config_hash
+from t2ibench.metrics.fid_networks import network_features
 from t2ibench.metrics.fid_preprocess import Preprocess
 from t2ibench.metrics.frechet_math import as_float64
 
@@ -61,12 +62,9 @@ class ReferenceStats:
             return z["sum"], z["outer"], int(z["n"])
 
     def save(self, key: str, total, outer, n: int) -> Path:
-        self.dir.mkdir(parents=True, exist_ok=True)
         buf = io.BytesIO()
         np.savez(buf, sum=as_float64(total), outer=as_float64(outer), n=np.int64(n))
-        tmp = self.dir / f".{key}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-        tmp.write_bytes(buf.getvalue())
-        os.replace(tmp, self.path(key))
+        atomic_write_bytes(self.path(key), buf.getvalue())
         return self.path(key)
 
     def get_or_compute(
@@ -81,8 +79,7 @@ class ReferenceStats:
         d = int(getattr(network, "num_features"))  # feature networks carry it (see FrechetDistance)
         total, outer, n = np.zeros(d), np.zeros((d, d)), 0
         for i in range(0, len(images), batch_size):
-            with torch.inference_mode():
-                f = network(preprocess(images[i : i + batch_size])).double().numpy()
+            f = network_features(network, preprocess(images[i : i + batch_size]))
             total += f.sum(0)
             outer += f.T @ f
             n += len(f)

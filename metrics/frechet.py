@@ -22,7 +22,7 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance, _compute_fid
 
 from t2ibench.metrics.common import ColumnSample, NotAvailable, Scorer
-from t2ibench.metrics.fid_networks import resolve_network
+from t2ibench.metrics.fid_networks import network_features, resolve_network
 from t2ibench.metrics.fid_preprocess import Preprocess
 from t2ibench.metrics.fid_stats_cache import ReferenceStats, load_reference_images
 from t2ibench.metrics.frechet_math import frechet_distance_from_stats, gaussian_stats, sqrt_psd, stats_from_sums
@@ -154,8 +154,11 @@ class FIDScorer(Scorer):
     @property
     def network(self) -> nn.Module:
         if self._network is None:
-            self._network = resolve_network(self.network_spec)
+            self._network = self.place(resolve_network(self.network_spec))
         return self._network
+
+    def placed_networks(self) -> list[Any]:
+        return [] if self._network is None else [self._network]
 
     @property
     def preprocess(self) -> Preprocess:
@@ -196,9 +199,7 @@ class FIDScorer(Scorer):
         return "clean-fid 'clean' preprocessing (float, unquantised)"
 
     def score(self, images, metas):
-        with torch.inference_mode():
-            feats = self.network(self.preprocess(images)).double().cpu().numpy()
-        return [f for f in feats]
+        return list(network_features(self.network, self.preprocess(images)))
 
     def reference_sums(self) -> tuple[np.ndarray, np.ndarray, int]:
         """Reference sums: loaded/computed once per scorer (then from the on-disk cache across processes)."""

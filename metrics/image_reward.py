@@ -34,6 +34,7 @@ from torch import nn
 from torchmetrics import Metric
 
 from t2ibench.metrics.common import CLIP_MEAN, CLIP_STD, ColumnSample, NotAvailable, Scorer, mean_ci, mean_sample, prompt_of
+from t2ibench.placement import module_device
 
 REWARD_MEAN = 0.16717362830052426
 REWARD_STD = 1.0333394966054072
@@ -343,10 +344,11 @@ def load_image_reward(path: str | None = None) -> ImageRewardModel:
 
 @torch.inference_mode()
 def image_reward(model: ImageRewardModel, tokenizer, images: Sequence[Any], prompts: Sequence[str]) -> torch.Tensor:
-    """ImageReward scores (float64, (B,)) of (image, prompt) pairs."""
+    """ImageReward scores (float64, (B,), on the host) of (image, prompt) pairs, computed on the model's device."""
     enc = tokenizer(list(prompts), padding="max_length", truncation=True, max_length=MAX_TEXT_LENGTH, return_tensors="pt")
     pixels = torch.stack([preprocess_image(im, model.image_size) for im in images])
-    return model(pixels, enc["input_ids"], enc["attention_mask"]).double()
+    device = module_device(model)
+    return model(pixels.to(device), enc["input_ids"].to(device), enc["attention_mask"].to(device)).double().cpu()
 
 
 class ImageReward(Metric):
@@ -367,7 +369,7 @@ class ImageReward(Metric):
         self.add_state("n", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, images: Sequence[Any], prompts: Sequence[str]) -> None:
-        r = image_reward(self.model, self.tokenizer, images, prompts)
+        r = image_reward(self.model, self.tokenizer, images, prompts).to(self.total.device)
         self.total += r.sum()
         self.total_sq += (r * r).sum()
         self.n += r.numel()
@@ -396,7 +398,10 @@ class ImageRewardScorer(Scorer):
         if self._tokenizer is None:
             self._tokenizer = load_bert_tokenizer(self.tokenizer_path)
         if self._model is None:
-            self._model = load_image_reward(self.checkpoint)
+            self._model = self.place(load_image_reward(self.checkpoint))
+
+    def placed_networks(self) -> list[Any]:
+        return [] if self._model is None else [self._model]
 
     def config(self) -> dict[str, Any]:
         return {"model": "ImageReward-v1.0 (t2ibench port)", "text_length": MAX_TEXT_LENGTH}

@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from t2ibench.metrics.common import CLIP_MEAN, CLIP_STD, NotAvailable, pil_to_float, tokenize_truncating, unwrap_features
+from t2ibench.placement import module_device
 
 
 def _world(module: str):
@@ -65,7 +66,12 @@ class TensorClipBackend:
         self.mean = torch.tensor(mean).view(1, 3, 1, 1)
         self.std = torch.tensor(std).view(1, 3, 1, 1)
 
+    def to(self, device: str | torch.device) -> "TensorClipBackend":
+        self.model.to(device)
+        return self
+
     def pixel_values(self, images: Sequence[Any]) -> torch.Tensor:
+        """Normalised (B, 3, S, S) float32 on the host."""
         x = pil_to_float(images)
         if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
             x = torch.nn.functional.interpolate(x, size=(self.image_size, self.image_size), mode="bicubic", antialias=True)
@@ -73,30 +79,39 @@ class TensorClipBackend:
 
     @torch.inference_mode()
     def encode_images(self, images: Sequence[Any]) -> torch.Tensor:
-        f = unwrap_features(self.model.get_image_features(pixel_values=self.pixel_values(images)))
-        return f / f.norm(p=2, dim=-1, keepdim=True)
+        device = module_device(self.model)
+        f = unwrap_features(self.model.get_image_features(pixel_values=self.pixel_values(images).to(device)))
+        return (f / f.norm(p=2, dim=-1, keepdim=True)).float().cpu()
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str]) -> tuple[torch.Tensor, list[bool]]:
         enc, truncated = tokenize_truncating(self.tokenizer, texts, self.context_length)
-        f = unwrap_features(self.model.get_text_features(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]))
-        return f / f.norm(p=2, dim=-1, keepdim=True), truncated
+        device = module_device(self.model)
+        f = unwrap_features(self.model.get_text_features(input_ids=enc["input_ids"].to(device),
+                                                         attention_mask=enc["attention_mask"].to(device)))
+        return (f / f.norm(p=2, dim=-1, keepdim=True)).float().cpu(), truncated
 
 
 class ClipFeatureNet(torch.nn.Module):
     """Projected CLIP image embeddings (not normalised) of float images in [0, 1] at ``image_size``."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, backend: TensorClipBackend) -> None:
         super().__init__()
-        self.backend = backend
+        self.model = backend.model  # a submodule, so ``.to(device)`` moves it
+        self.register_buffer("mean", backend.mean, persistent=False)
+        self.register_buffer("std", backend.std, persistent=False)
         self.name = f"{backend.name} image embeddings ({backend.model.config.projection_dim}-d)"
         self.num_features = int(backend.model.config.projection_dim)
         self.image_size = backend.image_size
 
     @torch.inference_mode()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = (x.float() - self.backend.mean) / self.backend.std
-        return unwrap_features(self.backend.model.get_image_features(pixel_values=x)).float()
+        """(B, 3, S, S) floats in [0, 1] on the module's device → (B, d) float32 there."""
+        x = (x.float() - self.mean) / self.std
+        return unwrap_features(self.model.get_image_features(pixel_values=x)).float()
 
 
 def tiny_clip_backend() -> TensorClipBackend:
@@ -125,6 +140,10 @@ class TinyEvaluatorClassifier:
     def __init__(self) -> None:
         self.module, self.evaluator = _load_evaluator()
 
+    def to(self, device: str | torch.device) -> "TinyEvaluatorClassifier":
+        self.evaluator.to(device)
+        return self
+
     def predict(self, images, meta: Mapping[str, Any]) -> torch.Tensor:
         tsa = meta.get("tsa")
         spec = self.module.TSAS.get(tsa)
@@ -147,6 +166,10 @@ class TinyAlignmentJudge:
 
     def __init__(self) -> None:
         self.module, self.evaluator = _load_evaluator()
+
+    def to(self, device: str | torch.device) -> "TinyAlignmentJudge":
+        self.evaluator.to(device)
+        return self
 
     def __call__(self, images, prompt_metas):
         preds = self.evaluator.unbatch(self.evaluator.predict(list(images)))

@@ -24,7 +24,7 @@ def cmd_score(args) -> int:
         parsed = Shard.parse(args.shard)
         shard = (parsed.rank, parsed.world_size)
     out = score_run(Path(args.run), args.metrics, quiet=args.quiet, shard=shard,
-                    trust_remote_code=getattr(args, "trust_remote_code", False))
+                    trust_remote_code=getattr(args, "trust_remote_code", False), device=args.device)
     from ..store import RunDir
     from .scoring import metric_specs
 
@@ -80,6 +80,8 @@ def add_commands(subparsers) -> None:
     p.add_argument("--metrics", type=_csv, help="only these metrics (labels or names), comma-separated")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.add_argument("--shard", help="i/n: score only this share of the missing images, no aggregates (parallel ranks)")
+    p.add_argument("--device", help="where the scorers' networks run (default: cuda if available, else cpu); "
+                                    "values and their cache do not depend on it")
     p.set_defaults(func=cmd_score)
 
     p = subparsers.add_parser("table", help="method x metric tables of one or more scored runs")

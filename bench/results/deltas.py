@@ -37,7 +37,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .schema import Delta, Verdict
+from .schema import Delta, DeltaInterval, Verdict
 
 DEFAULT_REFERENCE = "sd"
 
@@ -62,7 +62,7 @@ def paired_delta(sample, metas: Sequence[Mapping[str, Any]], ref_sample, ref_met
     value = mine_value - ref_value
     ci = None
     own_interval, ref_interval = sample.interval, ref_sample.interval
-    use_mover = own_interval is not None and ref_interval is not None
+    ci_method: DeltaInterval = "mover" if own_interval is not None and ref_interval is not None else "percentile"
     if n_boot > 0:
         idx = np.random.default_rng(seed).integers(0, len(shared), (n_boot, len(shared)))
         mine_boot = np.asarray(sample.stat(pm[idx]), dtype=np.float64)
@@ -79,8 +79,8 @@ def paired_delta(sample, metas: Sequence[Mapping[str, Any]], ref_sample, ref_met
     verdict: Verdict = "same"
     if significant and lower_is_better is not None:
         verdict = "better" if (value < 0) == bool(lower_is_better) else "worse"
-    return Delta(reference=reference, value=value, ci=ci, ci_method="mover" if use_mover else "percentile",
-                 n_pairs=len(shared), resamples=n_boot, significant=significant, verdict=verdict)
+    return Delta(reference=reference, value=value, ci=ci, ci_method=ci_method, n_pairs=len(shared), resamples=n_boot,
+                 significant=significant, verdict=verdict)
 
 
 def mover_interval(value_1: ArrayLike, interval_1: tuple[ArrayLike, ArrayLike], value_2: ArrayLike,

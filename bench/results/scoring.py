@@ -24,11 +24,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Literal, cast, overload
 
+import torch
+
 from .. import __version__
 from ..errors import UserError
 from ..fileio import atomic_write_json, read_json_object
 from ..log import get_logger
 from ..paths import safe_name
+from ..placement import resolve_device
 from ..registry import builtins_only
 from ..store import RunDir
 from .cache import ScoreCache, chunks, item_key
@@ -218,6 +221,7 @@ def score_run(
     scorers: dict[str, Any] | None = None,
     shard: tuple[int, int] | None = None,
     trust_remote_code: bool = False,
+    device: str | None = None,
 ) -> Aggregates:
     """Score a run directory incrementally; write and return ``RUN/results/aggregates.json``'s content.
 
@@ -233,13 +237,15 @@ def score_run(
 
     metrics: labels or names of the suite's metrics (default all), or registered metric names
     not in the suite (default params). scorers: optional prebuilt ``{label: Scorer}`` (tests,
-    callers that already hold models).
+    callers that already hold models). device: where the scorers' networks run (``cpu``,
+    ``cuda``, ...; default CUDA when available); values and their cache do not depend on it.
     """
+    where = resolve_device(device)
     with builtins_only(not trust_remote_code):
-        return _score_run(run_dir, metrics, quiet=quiet, scorers=scorers, shard=shard)
+        return _score_run(run_dir, metrics, quiet=quiet, scorers=scorers, shard=shard, device=where)
 
 
-def _score_run(run_dir, metrics, *, quiet, scorers, shard) -> Aggregates:
+def _score_run(run_dir, metrics, *, quiet, scorers, shard, device: torch.device) -> Aggregates:
     run = RunDir(run_dir)
     info = run.run_info()
     suite = run.suite()
@@ -260,7 +266,7 @@ def _score_run(run_dir, metrics, *, quiet, scorers, shard) -> Aggregates:
     }
     previous = load_aggregates(run_dir, missing_ok=True) if metrics or shard else None
     for i, spec in enumerate(specs):
-        scorer = (scorers or {}).get(spec.label) or build_scorer(spec, where=f"metrics[{i}] ({spec.label})")
+        scorer = ((scorers or {}).get(spec.label) or build_scorer(spec, where=f"metrics[{i}] ({spec.label})")).to(device)
         t0 = time.perf_counter()
         m = score_metric(run, records, spec, scorer, quiet=quiet, shard=shard, reference=reference)
         m["seconds"] = round(time.perf_counter() - t0, 2)  # wall time: model load, scoring, aggregation

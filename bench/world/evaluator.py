@@ -197,10 +197,16 @@ def _as_tensor(images: Any) -> torch.Tensor:
 class Evaluator:
     """A loaded evaluator. ``predict`` runs in inference mode in batches of ``batch_size``."""
 
-    def __init__(self, net: EvaluatorNet, device: str = "cpu", batch_size: int = 256) -> None:
+    def __init__(self, net: EvaluatorNet, device: str | torch.device = "cpu", batch_size: int = 256) -> None:
         self.net = net.eval().to(device)
-        self.device = device
+        self.device = torch.device(device)
         self.batch_size = batch_size
+
+    def to(self, device: str | torch.device) -> "Evaluator":
+        """Run on ``device`` (predictions still come back to the host)."""
+        self.net.to(device)
+        self.device = torch.device(device)
+        return self
 
     @torch.inference_mode()
     def logits(self, images: Any) -> dict[str, torch.Tensor]:

@@ -6,8 +6,8 @@ A meta tensor has a device and a shape but no data, so on ``meta``:
   needs ``nonzero``) raises, as reading a CUDA tensor from the host would stall the GPU;
 - any op mixing a meta tensor with a CPU tensor raises, as mixing CUDA and CPU tensors does; and
   the one kind of mix that meta lets through (writing CPU values into a meta tensor by index,
-  which CUDA refuses) is caught by ``MixedDevices``, a dispatch mode that records every op whose
-  tensor arguments live on two devices (explicit moves, ``.to``/``copy_``, excepted).
+  which CUDA refuses) is caught by ``MixedDevices`` (``_helpers.devices``), a dispatch mode that
+  records every op whose tensor arguments live on two devices (explicit moves excepted).
 
 So a method that builds a token vector, mask or bias on the CPU and hands it to a model on the
 GPU fails here, on a CPU-only machine. The scheduler's arithmetic and the PIL conversion have
@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 
 from t2ibench.baselines.iti_gen import InclusiveTokens
 from t2ibench.registry import METHODS
 from t2ibench.types import ImageJob, PromptItem, SamplerConfig
+
+from _helpers.devices import MixedDevices
 
 SHIPPED = ["sd", "hard-prompt", "structured-diffusion", "iti-gen", "fairqueue", "attention-modulation"]
 FAIR = PromptItem(
@@ -34,27 +34,6 @@ FAIR = PromptItem(
 )
 ALIGN = PromptItem(id="a", text="a red cat and a blue dog")
 SAMPLER = SamplerConfig(steps=2, guidance=5.0, height=32, width=32)
-MOVES = {torch.ops.aten._to_copy.default, torch.ops.aten.copy_.default}
-
-
-class MixedDevices(TorchDispatchMode):
-    """Records ops (other than explicit moves) whose tensor arguments are on more than one device.
-
-    0-d CPU tensors are scalars (allowed with any device, as in CUDA) and do not count.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.mixed: list[str] = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func not in MOVES:
-            devices = {t.device for t in tree_leaves((args, kwargs))
-                       if isinstance(t, torch.Tensor) and not (t.device.type == "cpu" and t.dim() == 0)}
-            if len(devices) > 1:
-                self.mixed.append(f"{func}: {sorted(map(str, devices))}")
-        return func(*args, **kwargs)
 
 
 def on_meta(pipe):

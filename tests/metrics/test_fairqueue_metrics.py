@@ -131,7 +131,7 @@ def test_dreamsim_pairs_each_image_with_the_reference_image_of_the_same_prompt_a
     random.Random(3).shuffle(order)  # pairing must follow (prompt id, index), not position
     mine_imgs, mine_metas = [mine_imgs[i] for i in order], [mine_metas[i] for i in order]
 
-    scorer = DreamSimScorer(checkpoint=str(path), device="cpu")
+    scorer = DreamSimScorer(checkpoint=str(path))
     scorer.check_available()
     ref_vals, mine_vals = scorer.score(ref_imgs, ref_metas), scorer.score(mine_imgs, mine_metas)
     scorer.observe(mine_vals + ref_vals, mine_metas + ref_metas)
@@ -178,7 +178,7 @@ methods:
   - {{name: sd}}
   - {{name: other}}
 metrics:
-  - {{name: dreamsim, params: {{checkpoint: {ckpt}, device: cpu}}}}
+  - {{name: dreamsim, params: {{checkpoint: {ckpt}}}}}
   - {{name: dreamsim, label: ds-missing, params: {{checkpoint: {missing}}}}}
 """
 
@@ -218,7 +218,7 @@ def test_dreamsim_loads_a_torch_export_archive_too(tmp_path, monkeypatch):
     path = tmp_path / "dreamsim-standin.pt2"
     torch.export.save(torch.export.export(net, (torch.rand(1, 3, 224, 224),)), str(path))
     a, b = _images(2, 9, size=48)
-    scorer = DreamSimScorer(checkpoint=str(path), device="cpu")
+    scorer = DreamSimScorer(checkpoint=str(path))
     va, vb = scorer.score([a], [_meta("sd", "Smiling", 0)]), scorer.score([b], [_meta("x", "Smiling", 0)])
     scorer.observe(va + vb, [_meta("sd", "Smiling", 0), _meta("x", "Smiling", 0)])
     got = scorer.aggregate(vb, [_meta("x", "Smiling", 0)])["dreamsim"]["value"]
