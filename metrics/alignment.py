@@ -78,6 +78,7 @@ class AlignmentScorer(Scorer):
     Columns ``accuracy:<category>``, ``accuracy:all`` and, for judges that report them, ``check:<name>``.
     """
 
+    network_attributes = ("_judge",)
     name = "alignment"
     lower_is_better = False
 
@@ -106,9 +107,6 @@ class AlignmentScorer(Scorer):
                 self._judge = judge
             self.place(self._judge)  # a user judge without ``to`` stays where it is
         return self._judge
-
-    def placed_networks(self) -> list[Any]:
-        return [] if self._judge is None else [self._judge]
 
     def check_available(self) -> None:
         self.judge

@@ -231,6 +231,8 @@ class ClipBackedScorer(Scorer):
     """Base of the scorers that read one CLIP backend: built on first use from ``backend_kind``,
     ``model_name`` and ``pretrained`` (:func:`make_backend`); ``check_available`` builds it."""
 
+    network_attributes = ("_backend",)
+
     def __init__(self, backend: str, model: str, pretrained: str | None, _backend: Any = None) -> None:
         self.backend_kind, self.model_name, self.pretrained = backend, model, pretrained
         self._backend = _backend
@@ -240,9 +242,6 @@ class ClipBackedScorer(Scorer):
         if self._backend is None:
             self._backend = self.place(make_backend(self.backend_kind, self.model_name, self.pretrained))
         return self._backend
-
-    def placed_networks(self) -> list[Any]:
-        return [] if self._backend is None else [self._backend]
 
     def check_available(self) -> None:
         self.backend

@@ -136,8 +136,7 @@ class Scorer:
     - ``observe(values, metas)``: every value of the run, before ``aggregate`` is called per
       method, for scorers that pair images across methods (DreamSim); a no-op by default.
     - ``to(device)``: where the networks run (the driver calls it; ``t2ibench score --device``);
-      a scorer loads each network through ``place`` and lists the loaded ones in
-      ``placed_networks``. Values come back to the host, so they and the cache do not depend on it.
+      a scorer loads each network through ``place`` into one of its ``network_attributes``. Values come back to the host, so they and the cache do not depend on it.
     """
 
     name: ClassVar[str] = ""
@@ -146,6 +145,8 @@ class Scorer:
     batch_size: int = 16
     paired_resamples: int = 1000  # resamples of the paired deltas (bench.results.deltas)
     device: torch.device = torch.device("cpu")  # where the networks run (``to``); values come back to the host
+    #: attributes holding the networks the scorer loads on first use (None until then); ``to`` moves them
+    network_attributes: ClassVar[tuple[str, ...]] = ()
 
     def to(self, device: str | torch.device) -> "Scorer":
         """Run this scorer's networks on ``device``: those loaded later are placed there, those
@@ -164,8 +165,8 @@ class Scorer:
         return network
 
     def placed_networks(self) -> list[Any]:
-        """The networks this scorer has loaded so far; none by default."""
-        return []
+        """The networks this scorer has loaded so far: the ``network_attributes`` not None."""
+        return [n for n in (getattr(self, a, None) for a in self.network_attributes) if n is not None]
 
     def config(self) -> dict[str, Any]:
         raise NotImplementedError

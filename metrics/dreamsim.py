@@ -111,6 +111,7 @@ class DreamSimScorer(Scorer):
     of the groups.
     """
 
+    network_attributes = ("_network",)
     name = "dreamsim"
     value_kind = "array"
     lower_is_better = True
@@ -137,9 +138,6 @@ class DreamSimScorer(Scorer):
                 raise NotAvailable(f"DreamSim checkpoint not found: none given; expected {EXPECTED}")
             self._network = load_network(self.checkpoint, str(self.device))
         return self._network
-
-    def placed_networks(self) -> list[Any]:
-        return [] if self._network is None else [self._network]
 
     def check_available(self) -> None:
         self.network

@@ -243,6 +243,7 @@ class FairnessScorer(Scorer):
     Columns: ``fd:<tsa>``, ``kl:<tsa>``.
     """
 
+    network_attributes = ("_classifier",)
     name = "fairness"
     lower_is_better = True
 
@@ -288,9 +289,6 @@ class FairnessScorer(Scorer):
                 raise ValueError(f"classifier {self.classifier_kind!r}; expected clip, tinyworld-evaluator or module:callable")
             self.place(self._classifier)  # a user classifier without ``to`` stays where it is
         return self._classifier
-
-    def placed_networks(self) -> list[Any]:
-        return [] if self._classifier is None else [self._classifier]
 
     def check_available(self) -> None:
         self.classifier

@@ -122,6 +122,7 @@ class FIDScorer(Scorer):
     for d ≤ 1024, else 0 = no interval), ``cache_dir``.
     """
 
+    network_attributes = ("_network",)
     name = "fid"
     value_kind = "array"
     lower_is_better = True
@@ -156,9 +157,6 @@ class FIDScorer(Scorer):
         if self._network is None:
             self._network = self.place(resolve_network(self.network_spec))
         return self._network
-
-    def placed_networks(self) -> list[Any]:
-        return [] if self._network is None else [self._network]
 
     @property
     def preprocess(self) -> Preprocess:

@@ -385,6 +385,7 @@ class ImageRewardScorer(Scorer):
     (bert-base-uncased folder; default: HF cache).
     """
 
+    network_attributes = ("_model",)
     name = "image_reward"
     lower_is_better = False
 
@@ -399,9 +400,6 @@ class ImageRewardScorer(Scorer):
             self._tokenizer = load_bert_tokenizer(self.tokenizer_path)
         if self._model is None:
             self._model = self.place(load_image_reward(self.checkpoint))
-
-    def placed_networks(self) -> list[Any]:
-        return [] if self._model is None else [self._model]
 
     def config(self) -> dict[str, Any]:
         return {"model": "ImageReward-v1.0 (t2ibench port)", "text_length": MAX_TEXT_LENGTH}

@@ -13,7 +13,7 @@ Each raises :class:`NotAvailable` with the reason when the shipped weights are m
 from __future__ import annotations
 
 import importlib
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, TypeVar
 
 import torch
 
@@ -131,18 +131,25 @@ def _load_evaluator():
         raise NotAvailable(_strip(str(exc))) from None
 
 
-class TinyEvaluatorClassifier:
-    """tinyworld's evaluator as a fairness classifier: probabilities of the tSA's head, category order
-    of ``TSAS[tsa]["values"]`` (= the prompt set's ``categories`` order)."""
+_Holder = TypeVar("_Holder", bound="_EvaluatorUser")
 
-    name = "tinyworld evaluator"
+
+class _EvaluatorUser:
+    """Holds tinyworld's loaded evaluator (and its module); ``to(device)`` moves the evaluator."""
 
     def __init__(self) -> None:
         self.module, self.evaluator = _load_evaluator()
 
-    def to(self, device: str | torch.device) -> "TinyEvaluatorClassifier":
+    def to(self: _Holder, device: str | torch.device) -> _Holder:
         self.evaluator.to(device)
         return self
+
+
+class TinyEvaluatorClassifier(_EvaluatorUser):
+    """tinyworld's evaluator as a fairness classifier: probabilities of the tSA's head, category order
+    of ``TSAS[tsa]["values"]`` (= the prompt set's ``categories`` order)."""
+
+    name = "tinyworld evaluator"
 
     def predict(self, images, meta: Mapping[str, Any]) -> torch.Tensor:
         tsa = meta.get("tsa")
@@ -159,17 +166,10 @@ def tiny_evaluator_classifier() -> TinyEvaluatorClassifier:
     return TinyEvaluatorClassifier()
 
 
-class TinyAlignmentJudge:
+class TinyAlignmentJudge(_EvaluatorUser):
     """tinyworld's evaluator + ``check_prompt``: 1.0 when every fact the prompt asserts is read back."""
 
     name = "tinyworld evaluator (check_prompt: all asserted facts; per-check rates)"
-
-    def __init__(self) -> None:
-        self.module, self.evaluator = _load_evaluator()
-
-    def to(self, device: str | torch.device) -> "TinyAlignmentJudge":
-        self.evaluator.to(device)
-        return self
 
     def __call__(self, images, prompt_metas):
         preds = self.evaluator.unbatch(self.evaluator.predict(list(images)))
