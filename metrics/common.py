@@ -136,7 +136,8 @@ class Scorer:
     - ``observe(values, metas)``: every value of the run, before ``aggregate`` is called per
       method, for scorers that pair images across methods (DreamSim); a no-op by default.
     - ``to(device)``: where the networks run (the driver calls it; ``t2ibench score --device``);
-      a scorer loads each network through ``place`` into one of its ``network_attributes``. Values come back to the host, so they and the cache do not depend on it.
+      a scorer loads each network through ``place`` into one of its ``network_attributes``.
+      Values come back to the host, so they and the cache do not depend on the device.
     """
 
     name: ClassVar[str] = ""

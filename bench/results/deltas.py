@@ -84,7 +84,8 @@ def paired_delta(sample, metas: Sequence[Mapping[str, Any]], ref_sample, ref_met
 
 
 def mover_interval(value_1: ArrayLike, interval_1: tuple[ArrayLike, ArrayLike], value_2: ArrayLike,
-                   interval_2: tuple[ArrayLike, ArrayLike], rho: ArrayLike, floor: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   interval_2: tuple[ArrayLike, ArrayLike], rho: ArrayLike,
+                   floor: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """MOVER interval (low, high) of θ₁ − θ₂ from each estimate and its own interval (which must
     contain it); ``rho``: the correlation of the two estimates (0 for independent samples).
     Broadcasts over leading axes.
