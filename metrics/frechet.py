@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -210,8 +210,34 @@ class FIDScorer(Scorer):
             )
         return self._ref_sums
 
+    def _features(self, values) -> np.ndarray:
+        """The per-image features as one (n, d) float64 array."""
+        return np.stack([np.asarray(v, dtype=np.float64) for v in values]) if values else np.zeros((0, 1))
+
+    def _resamples(self, dim: int) -> int:
+        """Bootstrap resamples for d-dimensional features: ``bootstrap``, else 100 up to 1024-d and
+        none above (an eigendecomposition per resample)."""
+        return self.bootstrap if self.bootstrap is not None else (100 if dim <= 1024 else 0)
+
+    def _resampled_fid(self, feats: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        """positions (B, m) into ``feats`` → (B,) FID of each resampled set against the reference."""
+        total, outer, n_ref = self.reference_sums()
+        mu_r, s_r = stats_from_sums(total, outer, n_ref)
+        s1, tr_r = sqrt_psd(s_r), float(np.trace(s_r))
+
+        def stat(pos: np.ndarray) -> np.ndarray:
+            out = np.empty(len(pos))
+            for b, row in enumerate(np.atleast_2d(pos)):
+                mu, s = gaussian_stats(feats[row])
+                m = s1 @ s @ s1
+                tr = np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum()
+                out[b] = (mu_r - mu) @ (mu_r - mu) + tr_r + np.trace(s) - 2 * tr
+            return out
+
+        return stat
+
     def aggregate(self, values, metas):
-        feats = np.stack([np.asarray(v, dtype=np.float64) for v in values]) if values else np.zeros((0, 1))
+        feats = self._features(values)
         n = len(feats)
         if n < 2:
             return {self.name: {"value": None, "n": n, "ci": None, "lower_is_better": True, "note": "fewer than 2 images"}}
@@ -219,19 +245,11 @@ class FIDScorer(Scorer):
         mu_r, s_r = stats_from_sums(total, outer, n_ref)
         mu_g, s_g = gaussian_stats(feats)
         value = frechet_distance_from_stats(mu_r, s_r, mu_g, s_g, sqrtm=self.sqrtm)
-        n_boot = self.bootstrap if self.bootstrap is not None else (100 if feats.shape[1] <= 1024 else 0)
+        n_boot = self._resamples(feats.shape[1])
         ci = None
         if n_boot > 0:
-            rng = np.random.default_rng(0)
-            s1 = sqrt_psd(s_r)
-            boots = []
-            for _ in range(n_boot):
-                sample = feats[rng.integers(0, n, n)]
-                mu, s = gaussian_stats(sample)
-                m = s1 @ s @ s1
-                tr = np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum()
-                boots.append(float((mu_r - mu) @ (mu_r - mu) + np.trace(s_r) + np.trace(s) - 2 * tr))
-            ci = list(fid_interval(value, np.asarray(boots)))
+            resamples = np.random.default_rng(0).integers(0, n, (n_boot, n))
+            ci = list(fid_interval(value, self._resampled_fid(feats)(resamples)))
         return {
             self.name: {
                 "value": value,
@@ -246,20 +264,7 @@ class FIDScorer(Scorer):
     def column_samples(self, values, metas) -> dict[str, ColumnSample]:
         """FID of resampled generated sets against the fixed reference (paired deltas); none above
         1024-d features unless ``bootstrap`` asks (an eigendecomposition per resample)."""
-        feats = np.stack([np.asarray(v, dtype=np.float64) for v in values]) if values else np.zeros((0, 1))
-        if len(feats) < 2 or (self.bootstrap is None and feats.shape[1] > 1024) or self.bootstrap == 0:
+        feats = self._features(values)
+        if len(feats) < 2 or self._resamples(feats.shape[1]) == 0:
             return {}
-        total, outer, n_ref = self.reference_sums()
-        mu_r, s_r = stats_from_sums(total, outer, n_ref)
-        s1, tr_r = sqrt_psd(s_r), float(np.trace(s_r))
-
-        def stat(pos: np.ndarray) -> np.ndarray:
-            out = np.empty(len(pos))
-            for b, row in enumerate(np.atleast_2d(pos)):
-                mu, s = gaussian_stats(feats[row])
-                m = s1 @ s @ s1
-                tr = np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum()
-                out[b] = (mu_r - mu) @ (mu_r - mu) + tr_r + np.trace(s) - 2 * tr
-            return out
-
-        return {self.name: ColumnSample(np.arange(len(feats)), stat)}
+        return {self.name: ColumnSample(np.arange(len(feats)), self._resampled_fid(feats))}
