@@ -179,9 +179,9 @@ def _describe(obj: Any) -> str:
     return f"a {kind} {mod}.{qual}" if qual and mod else f"a {kind}"
 
 
-def _catalog(module: str) -> dict[str, str]:
-    """Built-in entries: each subpackage owns a ``catalog`` module with a name → target dict."""
-    return dict(importlib.import_module(module).CATALOG)
+def _catalog(module: str, table: str = "CATALOG") -> dict[str, str]:
+    """Built-in entries: each subpackage owns a ``catalog`` module with name → target dicts."""
+    return dict(getattr(importlib.import_module(module), table))
 
 
 METHODS = Registry("method", "t2ibench.methods", _catalog("t2ibench.baselines.catalog"),
@@ -189,3 +189,4 @@ METHODS = Registry("method", "t2ibench.methods", _catalog("t2ibench.baselines.ca
 DATASETS = Registry("dataset", "t2ibench.datasets", _catalog("t2ibench.datasets.catalog"), check=loader_protocol)
 METRICS = Registry("metric", "t2ibench.metrics", _catalog("t2ibench.metrics.catalog"),
                    check=subclass_of("t2ibench.metrics.common", "Scorer"))
+REFERENCE_SETS = Registry("reference set", "t2ibench.references", _catalog("t2ibench.metrics.catalog", "REFERENCE_SETS"))

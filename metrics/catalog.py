@@ -15,3 +15,11 @@ CATALOG: dict[str, str] = {
     "ta": "t2ibench.metrics.text_alignment:TextAlignmentScorer",
     "dreamsim": "t2ibench.metrics.dreamsim:DreamSimScorer",
 }
+
+#: Built-in reference sets (FID references, labelled classifier-accuracy sets), keyed by the
+#: ``module:callable`` the shipped suites name, so reading a run directory with built-in names
+#: only (``t2ibench score`` without ``--trust-remote-code``) still resolves them.
+REFERENCE_SETS: dict[str, str] = {
+    "t2ibench.metrics.tinyworld:heldout_references": "t2ibench.metrics.tinyworld:heldout_references",
+    "t2ibench.metrics.tinyworld:tsa_references": "t2ibench.metrics.tinyworld:tsa_references",
+}

@@ -331,9 +331,9 @@ class FairnessScorer(Scorer):
             return None
         tsa = str(pm.get("tsa"))
         if tsa not in self._accuracy:
-            from t2ibench.registry import Registry
+            from t2ibench.registry import REFERENCE_SETS
 
-            fn = Registry("reference set", "t2ibench.references", {}).get(self.references)
+            fn = REFERENCE_SETS.get(self.references)
             images, labels = fn(tsa=tsa, categories=list(pm["categories"]), **self.reference_params)
             self._accuracy[tsa] = classifier_accuracy(self.classifier, list(images), list(labels), pm, self.batch_size)
         return self._accuracy[tsa]

@@ -93,9 +93,9 @@ def load_reference_images(spec: str | Path, params: Mapping[str, Any] | None = N
 
     s = str(spec)
     if ":" in s and not Path(s).exists():
-        from t2ibench.registry import Registry
+        from t2ibench.registry import REFERENCE_SETS
 
-        fn = Registry("reference set", "t2ibench.references", {}).get(s)
+        fn = REFERENCE_SETS.get(s)
         return list(fn(**dict(params or {})))
     p = Path(s).expanduser()
     if not p.is_dir():

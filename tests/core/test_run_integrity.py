@@ -230,6 +230,21 @@ def test_score_imports_only_builtin_names_unless_trusted(run, capsys, monkeypatc
     assert "Traceback" not in captured.err
 
 
+def test_shipped_reference_sets_resolve_with_builtin_names_only(run, capsys):
+    """The shipped suites name their reference sets as ``module:callable``; those are built in, so
+    ``score`` on a tinyworld run needs no --trust-remote-code (it did), while any other function,
+    even one of t2ibench's own, still needs it."""
+    fid = {"name": "fid", "params": {"network": "tinyworld-clip", "reference": "t2ibench.metrics.tinyworld:heldout_references",
+                                     "reference_params": {"n": 8, "family": "objects"}}}
+    _set_suite(run, metrics=[fid])
+    assert run_cli("score", run, "--quiet") == 0
+    capsys.readouterr()
+    other = {**fid["params"], "reference": "t2ibench.fileio:atomic_write_bytes", "reference_params": {}}
+    _set_suite(run, metrics=[{**fid, "params": other}])
+    line = _error(capsys, 2, "score", run)
+    assert "t2ibench.fileio:atomic_write_bytes" in line and "--trust-remote-code" in line
+
+
 def test_readme_states_the_trust_model():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert "--trust-remote-code" in readme and re.search(r"suite file is code", readme)
