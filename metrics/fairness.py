@@ -27,7 +27,7 @@ import torch
 from torchmetrics import Metric
 
 from t2ibench.metrics.common import ColumnSample, Scorer, config_hash
-from t2ibench.metrics.fairness_intervals import corrected_fd, corrected_kl, fd_kl_intervals
+from t2ibench.metrics.fairness_intervals import corrected_fd, corrected_kl, fd_kl_intervals, kind_intervals
 
 # --------------------------------------------------------------------------------------------
 # Functional forms
@@ -119,7 +119,7 @@ def fairness_column(items: np.ndarray, preds: np.ndarray, num_classes: int, kind
         return resampled_fd_kl(preds[pos], num_classes)[which]
 
     def interval(pos: np.ndarray) -> tuple[float, float]:
-        r = fd_kl_intervals(np.bincount(preds[pos], minlength=num_classes)[None])
+        r = kind_intervals(np.bincount(preds[pos], minlength=num_classes)[None], kind)
         return float(r[f"{kind}_lo"][0]), float(r[f"{kind}_hi"][0])
 
     return ColumnSample(np.asarray(items, dtype=np.int64), stat, interval)

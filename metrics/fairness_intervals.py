@@ -146,22 +146,23 @@ def noncentrality_intervals(counts: np.ndarray, kind: Kind, level: float = 0.95)
             "n": n[inverse]}
 
 
+def kind_intervals(counts: np.ndarray, kind: Kind, level: float = 0.95) -> dict[str, np.ndarray]:
+    """Bias-corrected FD (``kind`` "fd") or KL in nats ("kl") with ``level`` intervals per row of
+    counts (R, K): ``<kind>``, ``<kind>_lo``, ``<kind>_hi`` (each (R,))."""
+    counts = np.atleast_2d(np.asarray(counts, dtype=np.int64))
+    r = noncentrality_intervals(counts, kind, level)
+    if kind == "fd":
+        scale = r["n"] * counts.shape[1]
+        return {key: np.sqrt(r[src] / scale) for key, src in (("fd", "estimate"), ("fd_lo", "lo"), ("fd_hi", "hi"))}
+    return {key: r[src] / (2.0 * r["n"]) for key, src in (("kl", "estimate"), ("kl_lo", "lo"), ("kl_hi", "hi"))}
+
+
 def fd_kl_intervals(counts: np.ndarray, level: float = 0.95) -> dict[str, np.ndarray]:
     """Bias-corrected FD and KL (nats) with ``level`` intervals per row of counts (R, K).
 
     Returns ``fd``, ``fd_lo``, ``fd_hi``, ``kl``, ``kl_lo``, ``kl_hi`` (each (R,)).
     """
-    counts = np.atleast_2d(np.asarray(counts, dtype=np.int64))
-    k = counts.shape[1]
-    out: dict[str, np.ndarray] = {}
-    fd = noncentrality_intervals(counts, "fd", level)
-    scale = fd["n"] * k
-    for key, src in (("fd", "estimate"), ("fd_lo", "lo"), ("fd_hi", "hi")):
-        out[key] = np.sqrt(fd[src] / scale)
-    kl = noncentrality_intervals(counts, "kl", level)
-    for key, src in (("kl", "estimate"), ("kl_lo", "lo"), ("kl_hi", "hi")):
-        out[key] = kl[src] / (2.0 * kl["n"])
-    return out
+    return {**kind_intervals(counts, "fd", level), **kind_intervals(counts, "kl", level)}
 
 
 def corrected_fd(counts: np.ndarray) -> np.ndarray:
