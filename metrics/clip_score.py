@@ -23,6 +23,7 @@ import torch
 from torchmetrics import Metric
 
 from t2ibench.metrics.common import (
+    ClipBackend,
     ColumnSample,
     NotAvailable,
     Scorer,
@@ -32,7 +33,6 @@ from t2ibench.metrics.common import (
     tokenize_truncating,
     unwrap_features,
 )
-from t2ibench.placement import module_device
 
 DEFAULT_MODEL = "openai/clip-vit-large-patch14"
 
@@ -42,7 +42,7 @@ DEFAULT_MODEL = "openai/clip-vit-large-patch14"
 # places the model, each batch's inputs follow it
 
 
-class HFClipBackend:
+class HFClipBackend(ClipBackend):
     """transformers ``CLIPModel`` with its image processor and a tokenizer."""
 
     def __init__(self, model, tokenizer, image_processor, name: str) -> None:
@@ -51,10 +51,6 @@ class HFClipBackend:
         self.image_processor = image_processor
         self.name = name
         self.context_length = int(model.config.text_config.max_position_embeddings)
-
-    def to(self, device: str | torch.device) -> "HFClipBackend":
-        self.model.to(device)
-        return self
 
     @classmethod
     def from_pretrained(cls, name_or_path: str = DEFAULT_MODEL) -> "HFClipBackend":
@@ -79,19 +75,17 @@ class HFClipBackend:
         tensors = [im if isinstance(im, torch.Tensor) else torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1)
                    for im in images]
         pixel_values = self.image_processor(images=tensors, return_tensors="pt")["pixel_values"]
-        device = module_device(self.model)
-        f = unwrap_features(self.model.get_image_features(pixel_values=pixel_values.to(device)))
-        return (f / f.norm(p=2, dim=-1, keepdim=True)).float().cpu()
+        f = unwrap_features(self.model.get_image_features(pixel_values=pixel_values.to(self.device)))
+        return self.embeddings_on_host(f)
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str]) -> tuple[torch.Tensor, list[bool]]:
         enc, truncated = self.tokenize(texts)
-        device = module_device(self.model)
-        f = unwrap_features(self.model.get_text_features(**{k: v.to(device) for k, v in enc.items()}))
-        return (f / f.norm(p=2, dim=-1, keepdim=True)).float().cpu(), truncated
+        f = unwrap_features(self.model.get_text_features(**{k: v.to(self.device) for k, v in enc.items()}))
+        return self.embeddings_on_host(f), truncated
 
 
-class OpenClipBackend:
+class OpenClipBackend(ClipBackend):
     """open_clip model + its preprocessing transform + its tokenizer."""
 
     def __init__(self, model, preprocess, tokenizer, name: str, context_length: int = 77) -> None:
@@ -100,10 +94,6 @@ class OpenClipBackend:
         self.tokenizer = tokenizer
         self.name = name
         self.context_length = context_length
-
-    def to(self, device: str | torch.device) -> "OpenClipBackend":
-        self.model.to(device)
-        return self
 
     @classmethod
     def create(cls, arch: str, pretrained: str | None) -> "OpenClipBackend":
@@ -128,16 +118,12 @@ class OpenClipBackend:
     @torch.inference_mode()
     def encode_images(self, images: Sequence[Any]) -> torch.Tensor:
         x = torch.stack([self.preprocess(im.convert("RGB")) for im in images])
-        device = module_device(self.model)
-        f = self.model.encode_image(x.to(device)).float()
-        return (f / f.norm(p=2, dim=-1, keepdim=True)).cpu()
+        return self.embeddings_on_host(self.model.encode_image(x.to(self.device)).float())
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str]) -> tuple[torch.Tensor, list[bool]]:
         tokens = self.tokenizer(list(texts))
-        device = module_device(self.model)
-        f = self.model.encode_text(tokens.to(device)).float()
-        return (f / f.norm(p=2, dim=-1, keepdim=True)).cpu(), self._count_truncated(texts)
+        return self.embeddings_on_host(self.model.encode_text(tokens.to(self.device)).float()), self._count_truncated(texts)
 
 
 def make_backend(backend: str = "transformers", model: str = DEFAULT_MODEL, pretrained: str | None = None):

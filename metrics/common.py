@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 _Network = TypeVar("_Network")
+_Backend = TypeVar("_Backend", bound="ClipBackend")
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -31,6 +32,31 @@ def config_hash(config: Mapping[str, Any]) -> str:
     """sha256 of the canonical JSON of ``config`` (sorted keys), hex, first 16 characters."""
     blob = json.dumps(config, sort_keys=True, default=str, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+class ClipBackend:
+    """What the CLIP-backed scorers read: ``encode_images(images)`` and ``encode_texts(texts)``
+    give L2-normalised float32 embeddings (B, d) on the host (``embeddings_on_host``); ``to(device)``
+    places ``model`` and each batch's inputs follow it (``device``)."""
+
+    model: Any  # a torch module (transformers CLIPModel, open_clip model)
+    name: str
+
+    def to(self: _Backend, device: str | torch.device) -> _Backend:
+        self.model.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        """Where ``model`` runs: inputs are moved here."""
+        from t2ibench.placement import module_device
+
+        return module_device(self.model)
+
+    @staticmethod
+    def embeddings_on_host(features: torch.Tensor) -> torch.Tensor:
+        """(B, d) features → L2-normalised rows, float32, on the host."""
+        return (features / features.norm(p=2, dim=-1, keepdim=True)).float().cpu()
 
 
 def pil_to_float(images: Sequence[Any]) -> torch.Tensor:

@@ -17,8 +17,15 @@ from typing import Any, Mapping, Sequence, TypeVar
 
 import torch
 
-from t2ibench.metrics.common import CLIP_MEAN, CLIP_STD, NotAvailable, pil_to_float, tokenize_truncating, unwrap_features
-from t2ibench.placement import module_device
+from t2ibench.metrics.common import (
+    CLIP_MEAN,
+    CLIP_STD,
+    ClipBackend,
+    NotAvailable,
+    pil_to_float,
+    tokenize_truncating,
+    unwrap_features,
+)
 
 
 def _world(module: str):
@@ -50,7 +57,7 @@ def load_tiny_clip() -> tuple[Any, Any]:
     return model.float().eval(), tokenizer
 
 
-class TensorClipBackend:
+class TensorClipBackend(ClipBackend):
     """A CLIP backend over a transformers ``CLIPModel`` whose images are already at its size.
 
     Images (PIL) → float [0, 1] → resized to ``image_size`` (bicubic, antialiased) only if
@@ -66,10 +73,6 @@ class TensorClipBackend:
         self.mean = torch.tensor(mean).view(1, 3, 1, 1)
         self.std = torch.tensor(std).view(1, 3, 1, 1)
 
-    def to(self, device: str | torch.device) -> "TensorClipBackend":
-        self.model.to(device)
-        return self
-
     def pixel_values(self, images: Sequence[Any]) -> torch.Tensor:
         """Normalised (B, 3, S, S) float32 on the host."""
         x = pil_to_float(images)
@@ -79,17 +82,15 @@ class TensorClipBackend:
 
     @torch.inference_mode()
     def encode_images(self, images: Sequence[Any]) -> torch.Tensor:
-        device = module_device(self.model)
-        f = unwrap_features(self.model.get_image_features(pixel_values=self.pixel_values(images).to(device)))
-        return (f / f.norm(p=2, dim=-1, keepdim=True)).float().cpu()
+        f = unwrap_features(self.model.get_image_features(pixel_values=self.pixel_values(images).to(self.device)))
+        return self.embeddings_on_host(f)
 
     @torch.inference_mode()
     def encode_texts(self, texts: Sequence[str]) -> tuple[torch.Tensor, list[bool]]:
         enc, truncated = tokenize_truncating(self.tokenizer, texts, self.context_length)
-        device = module_device(self.model)
-        f = unwrap_features(self.model.get_text_features(input_ids=enc["input_ids"].to(device),
-                                                         attention_mask=enc["attention_mask"].to(device)))
-        return (f / f.norm(p=2, dim=-1, keepdim=True)).float().cpu(), truncated
+        f = unwrap_features(self.model.get_text_features(input_ids=enc["input_ids"].to(self.device),
+                                                         attention_mask=enc["attention_mask"].to(self.device)))
+        return self.embeddings_on_host(f), truncated
 
 
 class ClipFeatureNet(torch.nn.Module):
