@@ -131,6 +131,11 @@ def cmd_run(args) -> int:
     for label, info in aggregates["metrics"].items():
         profile[f"score {label}"] = info.get("seconds", 0.0)
     t1 = time.perf_counter()
+    from .analysis.suite_analyses import run_analyses
+
+    run_analyses(suite, out, device=args.device)
+    profile["analyses"] = time.perf_counter() - t1
+    t1 = time.perf_counter()
     write_tables([out], out / "results" / "leaderboard.md", "md")
     print(f"t2ibench: results in {out / 'results'}")
     try:

@@ -13,7 +13,7 @@ import json
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Literal, Optional, Sequence
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -115,6 +115,20 @@ class MetricSpec(_LabelledSpec):
     pass
 
 
+class AnalysisSpec(_Spec):
+    """An analysis ``run`` writes into ``RUN/analysis/<label>/`` after scoring (for the report).
+
+    ``maps``: per-word cross-attention maps (DAAM aggregation) of ``prompt`` generated with each
+    of ``seeds`` under the suite's sampler, as ``t2ibench analyze maps --prompt`` writes them."""
+
+    kind: Literal["maps"]
+    label: str
+    prompt: str = Field(min_length=1, max_length=1000)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, max_length=16)
+
+    _label = field_validator("label")(classmethod(lambda cls, v: check_name(v)))
+
+
 class Suite(_Spec):
     name: str
     description: str = ""
@@ -130,10 +144,12 @@ class Suite(_Spec):
     methods: list[MethodSpec] = Field(min_length=1)
     metrics: list[MetricSpec] = Field(default_factory=list)
     reference: Optional[str] = None  # the method deltas are taken against; None: "sd" when the suite has it
+    #: analyses ``run`` writes for the report; they change no image or score
+    analyses: list[AnalysisSpec] = Field(default_factory=list, max_length=16)
 
     _name = field_validator("name")(classmethod(lambda cls, v: check_name(v)))
 
-    @field_validator("prompt_sets", "methods", "metrics")
+    @field_validator("prompt_sets", "methods", "metrics", "analyses")
     @classmethod
     def _unique(cls, items: list) -> list:
         seen: set[str] = set()
@@ -168,8 +184,8 @@ class Suite(_Spec):
     # -- derived ------------------------------------------------------------------------------
     def canonical(self) -> dict:
         data = self.model_dump(mode="json")
-        for optional in ("vae", "reference"):
-            if data.get(optional) is None:
+        for optional in ("vae", "reference", "analyses"):
+            if not data.get(optional):
                 data.pop(optional, None)  # suites without the key keep the hash they had before it existed
         return data
 

@@ -112,9 +112,7 @@ def cmd_maps(args) -> int:
     import pandas as pd
 
     from ..errors import UserError
-    from .figures import heatmap_panels
-    from .maps import box_shares, capture_maps
-    from .stats import token_statistics
+    from .maps import box_shares
 
     if not args.prompt and not args.world_check:
         raise UserError("analyze maps: --prompt TEXT (or --world-check N): expected a prompt to map")
@@ -126,15 +124,11 @@ def cmd_maps(args) -> int:
     if args.world_check:
         written += _world_check(args, pipe, out, rng, layers)
     for seed in (_csv_ints(args.seeds) if args.prompt else []):
-        tm = capture_maps(pipe, args.prompt, seed, steps=args.steps, guidance=args.guidance, height=args.size,
-                          width=args.size, layers=layers)
-        wm = tm.word_maps(rng)
+        tm, files = prompt_maps(pipe, args.prompt, seed, out, steps=args.steps, guidance=args.guidance,
+                                height=args.size, width=args.size, layers=layers, step_range=rng,
+                                range_text=args.step_range)
+        written += files
         stem = f"maps-seed{seed}"
-        tm.image.save(out / f"{stem}-image.png")
-        written.append(heatmap_panels(tm.image, wm, out / f"{stem}.png", title=f"{args.prompt!r} seed {seed}" + (f" steps {args.step_range}" if rng else "")))
-        rows = [{"seed": seed, "word": r.pop("token"), **r} for r in token_statistics({k: v.numpy() for k, v in wm.items()})]
-        pd.DataFrame(rows).to_csv(out / f"{stem}.csv", index=False)
-        written.append(out / f"{stem}.csv")
         if args.boxes:
             boxes = json.loads(Path(args.boxes).read_text()) if Path(args.boxes).is_file() else json.loads(args.boxes)
             shares = [{"seed": seed, **r} for r in box_shares(tm, boxes, (args.size, args.size), rng)]
@@ -145,6 +139,30 @@ def cmd_maps(args) -> int:
     for w in written:
         print(f"t2ibench: wrote {w}")
     return 0
+
+
+def prompt_maps(pipe: Any, prompt: str, seed: int, out: Path, *, steps: int, guidance: float, height: int,
+                width: int, layers: Any = "cross", step_range: range | None = None, range_text: str | None = None
+                ) -> tuple[Any, list[Path]]:
+    """Generate ``prompt`` with ``seed``, capture its cross-attention maps and write into ``out``
+    ``maps-seed<seed>-image.png`` (the image), ``maps-seed<seed>.png`` (one heat map a word, DAAM
+    aggregation over ``step_range``) and ``maps-seed<seed>.csv`` (per-word map statistics).
+    Returns (the captured ``TokenMaps``, the figure and table paths)."""
+    import pandas as pd
+
+    from .figures import heatmap_panels
+    from .maps import capture_maps
+    from .stats import token_statistics
+
+    tm = capture_maps(pipe, prompt, seed, steps=steps, guidance=guidance, height=height, width=width, layers=layers)
+    wm = tm.word_maps(step_range)
+    stem = f"maps-seed{seed}"
+    tm.image.save(out / f"{stem}-image.png")
+    figure = heatmap_panels(tm.image, wm, out / f"{stem}.png",
+                            title=f"{prompt!r} seed {seed}" + (f" steps {range_text}" if step_range else ""))
+    rows = [{"seed": seed, "word": r.pop("token"), **r} for r in token_statistics({k: v.numpy() for k, v in wm.items()})]
+    pd.DataFrame(rows).to_csv(out / f"{stem}.csv", index=False)
+    return tm, [figure, out / f"{stem}.csv"]
 
 
 def _world_check(args, pipe, out: Path, rng, layers: Any = "cross") -> list[Path]:

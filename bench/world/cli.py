@@ -42,7 +42,9 @@ def _train(args: argparse.Namespace) -> int:
                       lr=args.lr, ckpt_every=args.ckpt_every, seed=args.seed, device=args.device,
                       threads=args.threads, decoder_only=args.decoder_only, n_latents=args.n_latents,
                       freeze_text=args.freeze_text, lr_decay_steps=args.lr_decay_steps,
-                      size=args.size)
+                      size=args.size, init_from=args.init_from, token_loss=args.token_loss,
+                      token_batch=args.token_batch, replace_text_encoder=args.replace_text_encoder,
+                      scene_mix=args.scene_mix, varied_captions=args.varied_captions)
     try:
         info = train(cfg)
     except FileNotFoundError as exc:
@@ -53,9 +55,9 @@ def _train(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from ..errors import UserError
-    from .evaluate import run_eval
+    from .evaluate import PARTS, run_eval
 
-    known = ["evaluator", "clip", "vae", "pipeline", "itigen"]
+    known = list(PARTS)
     parts = args.parts.split(",") if args.parts else known
     bad = [p for p in parts if p not in known]
     if bad:
@@ -97,12 +99,23 @@ def add_commands(subparsers) -> None:
     t.add_argument("--n-latents", type=int, default=20000, help="unet: training renders (latents cached once)")
     t.add_argument("--lr-decay-steps", type=int, default=0,
                    help="unet: decay the lr linearly to 0 over the last N steps of --steps (default: constant)")
+    t.add_argument("--init-from", default=None,
+                   help="clip: a CLIP folder, unet: a UNet folder to fine-tune from (fresh start; a checkpoint wins)")
+    t.add_argument("--token-loss", type=float, default=0.0,
+                   help="clip: weight of the token-level objective (each object's words carry that object)")
+    t.add_argument("--token-batch", type=int, default=256, help="clip: captions a step for --token-loss")
+    t.add_argument("--replace-text-encoder", action="store_true",
+                   help="clip: also write pipeline/text_encoder although a UNet is trained on the old one")
+    t.add_argument("--scene-mix", default="render", choices=["render", "binding"],
+                   help="unet: training scenes: the renderer's 50/50 families, or rich in two-object scenes")
+    t.add_argument("--varied-captions", type=float, default=0.0,
+                   help="unet: share of object scenes captioned in shuffled order with varied joins")
     t.add_argument("--size", default="base", choices=["base", "tiny"], help="tiny: test-sized models")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("eval", help="measure the held-out figures and write them into the model cards")
     e.add_argument("--weights", default=None, help="weights folder (default: the package's)")
-    e.add_argument("--parts", default=None, help="comma list of evaluator,clip,vae,pipeline,itigen (default all)")
+    e.add_argument("--parts", default=None, help="comma list of evaluator,clip,vae,text,binding,pipeline,itigen (default all)")
     e.add_argument("--quick", action="store_true", help="small samples (smoke check, not the reported figures)")
     e.add_argument("--steps", type=int, default=25, help="denoising steps for the pipeline figures")
     e.add_argument("--guidance", type=float, default=5.0)

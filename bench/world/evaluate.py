@@ -6,6 +6,10 @@ Figures (all on renders from the held-out seed range, never trained on):
 - tiny CLIP: zero-shot accuracy per face tSA on balanced faces (class prompts = the hard
   prompts, argmax of logit-scaled cosine similarity);
 - VAE: reconstruction PSNR (dB, images in [0, 1], mean over images of per-image PSNR);
+- text: the pipeline text encoder's selectivity (``text_probe``): per token of two-object
+  captions, the held-out share of its variance explained by each object's colour;
+- binding: two-object binding prompts (64 held-out prompts, 2 images each): both objects'
+  shape and colour right, and both colours present;
 - pipeline (vanilla, PNDM, ``steps`` steps, guidance ``guidance``): alignment accuracy per
   category by the evaluator (single-object colour prompts = "shape and colour right"),
   attribute-naming headshot prompts, the neutral prompt's FD per tSA next to the FD of a
@@ -124,6 +128,39 @@ def eval_vae(out: Path, n: int = 256) -> dict[str, Any]:
     return {"psnr_db": float(np.mean(psnr)), "psnr_db_median": float(np.median(psnr)), "n_images": n,
             "target": 28.0, "met": float(np.mean(psnr)) >= 28.0,
             "note": "latent = posterior mode; mean over images of per-image PSNR, pixels in [0, 1]"}
+
+
+def eval_text(out: Path) -> dict[str, Any]:
+    """Text selectivity (``world.text_probe``) of the pipeline's text encoder."""
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    from .text_probe import text_selectivity
+
+    directory = out / "pipeline"
+    if not (directory / "text_encoder" / "config.json").is_file():
+        raise FileNotFoundError(f"no text encoder in {directory}")
+    te = CLIPTextModel.from_pretrained(str(directory / "text_encoder"), torch_dtype=torch.float32).eval()
+    return text_selectivity(te, CLIPTokenizer.from_pretrained(str(directory / "tokenizer")))
+
+
+def eval_binding(out: Path, steps: int = 25, guidance: float = 5.0, n_prompts: int = 64,
+                 images_per_prompt: int = 2, seed: int = 0) -> dict[str, Any]:
+    """Two-object binding on ``n_prompts`` held-out binding prompts ("a red circle and a blue
+    square"): the share of images with both objects' shape and colour right, and with both colours
+    present (shape ignored), by the evaluator."""
+    from .prompts import alignment_prompts
+
+    pipe = load_pipeline(out / "pipeline")
+    ev = load_evaluator(out / "evaluator")
+    items = alignment_prompts(categories=("binding",), per_category=n_prompts, sample_seed=seed)
+    prompts = [text for _, text, _ in items for _ in range(images_per_prompt)]
+    labels = [meta["labels"] for _, _, meta in items for _ in range(images_per_prompt)]
+    seeds = [800_000 + i for i in range(len(prompts))]
+    preds = ev.unbatch(ev.predict(generate(pipe, prompts, seeds, steps, guidance)))
+    checks = [check_prompt(lab, p)["checks"] for lab, p in zip(labels, preds)]
+    return {"steps": steps, "guidance": guidance, "n_prompts": len(items), "n_images": len(prompts),
+            "binding_accuracy": float(np.mean([c.get("objects", False) for c in checks])),
+            "both_colors_present": float(np.mean([c.get("colors", False) for c in checks]))}
 
 
 def fd(pred_idx: np.ndarray, k: int) -> float:
@@ -268,7 +305,10 @@ def eval_itigen(out: Path, steps: int = 25, guidance: float = 5.0, per_category:
     return res
 
 
-def run_eval(out: str | Path | None = None, parts=("evaluator", "clip", "vae", "pipeline", "itigen"),
+PARTS = ("evaluator", "clip", "vae", "text", "binding", "pipeline", "itigen")
+
+
+def run_eval(out: str | Path | None = None, parts=PARTS,
              quick: bool = False, steps: int = 25, guidance: float = 5.0, threads: int | None = None) -> dict:
     if threads:
         torch.set_num_threads(threads)
@@ -279,6 +319,8 @@ def run_eval(out: str | Path | None = None, parts=("evaluator", "clip", "vae", "
         "evaluator": lambda: eval_evaluator(out, n=400 if quick else 2000),
         "clip": lambda: eval_clip(out, n_per_category=30 if quick else 150),
         "vae": lambda: eval_vae(out, n=64 if quick else 256),
+        "text": lambda: eval_text(out),
+        "binding": lambda: eval_binding(out, steps=steps, guidance=guidance, n_prompts=16 if quick else 64),
         "pipeline": lambda: eval_pipeline(out, steps=steps, guidance=guidance, per_category=4 if quick else 24,
                                           images_per_prompt=1 if quick else 2, n_neutral=16 if quick else 128),
         "itigen": lambda: eval_itigen(out, steps=steps, guidance=guidance, per_category=4 if quick else 24),

@@ -55,6 +55,13 @@ def _pipeline(train: Mapping[str, Any], figures: Mapping[str, Any]) -> str:
         text += _block("pipeline-vae", figures=_table({
             "PSNR dB (mean)": v.get("psnr_db"), "PSNR dB (median)": v.get("psnr_db_median"),
             "images": v.get("n_images"), "target >= 28 dB met": v.get("met")}))
+    t = figures.get("text") or {}
+    if t.get("share"):
+        roles = list(next(iter(t["share"].values())))
+        text += _block("pipeline-text", captions=t.get("captions"), template=t.get("caption_template"), met=t.get("met"),
+                       roles=" | ".join(roles), rule=" | ".join("---" for _ in roles),
+                       rows="\n".join(f"| {name} | " + " | ".join(f"{row[r]:.2f}" for r in roles) + " |"
+                                      for name, row in t["share"].items()))
     p = figures.get("pipeline") or {}
     if p:
         rows = [f"| {tsa} | {r['fd_neutral_prompt']:.3f} | {r['fd_balanced_renders']:.3f} | "

@@ -71,6 +71,40 @@ def test_resume_continues_from_checkpoint(trained):
 
 
 @pytest.mark.slow
+def test_fine_tunes_start_from_the_given_models_and_replace_the_text_encoder(trained, tmp_path):
+    """clip --init-from --token-loss --replace-text-encoder, then unet --init-from with the
+    binding scene mix and varied captions: each starts from the given weights, and the UNet stage
+    freezes the new text encoder."""
+    from safetensors.torch import load_file
+
+    _, out, kw, _ = trained
+    kw = {**kw, "work": str(tmp_path / "work")}
+    te_file = out / "pipeline" / "text_encoder" / "model.safetensors"
+    old_te = load_file(str(te_file))
+    info = train(TrainConfig(stage="clip", steps=1, lr=1e-9, init_from=str(out / "clip"), token_loss=1.0,
+                             token_batch=16, replace_text_encoder=True, **kw))
+    assert info["step"] == 1
+    new_te = load_file(str(te_file))
+    # a fine-tune at lr ~0 keeps the starting weights: fp16 round trip of the same numbers
+    assert all(torch.equal(old_te[k], new_te[k]) for k in old_te)
+    meta = json.loads((out / "training.json").read_text())["clip"]
+    assert meta["fine_tuned_from"] == str(out / "clip") and "token_objective" in meta
+    assert "tok_own=" in (tmp_path / "work" / "clip" / "log.txt").read_text()
+    old_unet = load_file(str(out / "pipeline" / "unet" / "diffusion_pytorch_model.safetensors"))
+    info = train(TrainConfig(stage="unet", steps=1, lr=1e-9, n_latents=10, init_from=str(out / "pipeline" / "unet"),
+                             scene_mix="binding", varied_captions=1.0, **kw))
+    assert info["step"] == 1
+    new_unet = load_file(str(out / "pipeline" / "unet" / "diffusion_pytorch_model.safetensors"))
+    assert all(torch.allclose(old_unet[k].float(), new_unet[k].float(), atol=1e-3) for k in old_unet)
+    cache = next((tmp_path / "work" / "unet").glob("latents-10-binding-*.pt"))
+    blob = torch.load(cache, weights_only=True)
+    families = blob["families"]
+    assert families.count("face") == 3 and sum(len(lab.get("objects", [])) == 2 for lab in blob["labels"]) >= 4
+    meta = json.loads((out / "training.json").read_text())["unet"]
+    assert "40% two-object scenes" in meta["data"] and "shuffled order" in meta["data"]
+
+
+@pytest.mark.slow
 def test_pipeline_loads_offline_and_generates(trained, monkeypatch):
     from diffusers import StableDiffusionPipeline
 

@@ -20,6 +20,7 @@ from ..models import clip_config
 from .config import ResolvedConfig
 from .export import replace_dir, save_half_precision, staging, training_meta
 from .loop import checkpoint_path, load_tensors, log, run_loop, setup
+from .token_loss import TokenHeads, object_caption_batch, token_loss
 from .tokenizer import load_tokenizer
 
 
@@ -52,8 +53,14 @@ def train_clip(cfg: ResolvedConfig) -> dict[str, Any]:
     out = Path(cfg.out)
     tok = load_tokenizer(out)
     torch.manual_seed(cfg.seed)
-    model = CLIPModel(clip_config(cfg.size)).to(cfg.device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.1, betas=(0.9, 0.98))
+    if cfg.init_from:
+        # a fine-tune: start from a trained CLIP (the checkpoint, once written, takes over on resume)
+        model = CLIPModel.from_pretrained(cfg.init_from, torch_dtype=torch.float32).to(cfg.device)
+    else:
+        model = CLIPModel(clip_config(cfg.size)).to(cfg.device)
+    heads = TokenHeads(model.config.text_config.hidden_size).to(cfg.device)
+    params = list(model.parameters()) + (list(heads.parameters()) if cfg.token_loss else [])
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.1, betas=(0.9, 0.98))
     if cfg.freeze_text:
         # continue training the vision tower and both projections only: the text tower stays what
         # the UNet was trained on, so clip/ and pipeline/text_encoder keep the same text tower
@@ -75,18 +82,29 @@ def train_clip(cfg: ResolvedConfig) -> dict[str, Any]:
         img_emb = getattr(img_emb, "pooler_output", img_emb)
         txt_emb = getattr(txt_emb, "pooler_output", txt_emb)
         loss = contrastive_loss(img_emb, txt_emb, model.logit_scale, texts)
+        stats = {"loss": loss.item(), "scale": model.logit_scale.exp().item()}
+        if cfg.token_loss:
+            tok_loss, tok_stats = token_loss(model.text_model, heads, tok, object_caption_batch(cfg.token_batch, rng))
+            loss = loss + cfg.token_loss * tok_loss
+            stats.update(tok_stats)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        return {"loss": loss.item(), "scale": model.logit_scale.exp().item()}
+        return stats
 
     def export(step: int, elapsed: float) -> None:
-        export_clip(model, tok, out, cfg.size)
+        export_clip(model, tok, out, cfg.size, replace_text_encoder=cfg.replace_text_encoder)
         info = {"steps": step, "batch": cfg.batch, "lr": cfg.lr, "seed": cfg.seed,
                 "wall_time_s": round(elapsed), "device": cfg.device,
                 "data": "50% faces (attributes uniform), 50% object scenes; "
                         "one caption per render (never the neutral face caption)"}
+        if cfg.init_from:
+            info["fine_tuned_from"] = cfg.init_from
+        if cfg.token_loss:
+            info["token_objective"] = (f"weight {cfg.token_loss}, {cfg.token_batch} varied object captions a step: "
+                                       "own colour/shape read-outs + penalty on earlier objects' colour/shape "
+                                       "share in later objects' words (train/token_loss.py)")
         if cfg.freeze_text:
             info["text_tower_frozen_from_step"] = frozen_at[0]
         training_meta(out, "clip", info)
@@ -99,11 +117,15 @@ def train_clip(cfg: ResolvedConfig) -> dict[str, Any]:
         prev = json.loads(meta_path.read_text()).get("clip", {}) if meta_path.exists() else {}
         frozen_at[0] = prev.get("text_tower_frozen_from_step") or (
             load_tensors(ckpt, map_location="cpu")["step"] if ckpt.exists() else 0)
-    return run_loop(cfg, "clip", {"model": model, "opt": opt}, step_fn, export)
+    state = {"model": model, "opt": opt, **({"token_heads": heads} if cfg.token_loss else {})}
+    return run_loop(cfg, "clip", state, step_fn, export)
 
 
-def export_clip(model, tok, out: Path, size: str = "base") -> None:
-    """clip/: CLIPModel + tokenizer + image processor; pipeline/text_encoder (both fp16 on disk)."""
+def export_clip(model, tok, out: Path, size: str = "base", replace_text_encoder: bool = False) -> None:
+    """clip/: CLIPModel + tokenizer + image processor; pipeline/text_encoder (both fp16 on disk).
+
+    The pipeline's text encoder is left as it is when a UNet is trained on it, unless
+    ``replace_text_encoder`` (the UNet must then be trained or fine-tuned on the new one)."""
     from transformers import CLIPImageProcessor, CLIPTextConfig, CLIPTextModel
 
     stage = staging(out, "clip")
@@ -115,7 +137,7 @@ def export_clip(model, tok, out: Path, size: str = "base") -> None:
         do_normalize=True, image_mean=list(D.CLIP_MEAN), image_std=list(D.CLIP_STD), do_convert_rgb=True,
     ).save_pretrained(str(stage))
     replace_dir(stage, out / "clip")
-    if (out / "pipeline" / "unet").is_dir():
+    if (out / "pipeline" / "unet").is_dir() and not replace_text_encoder:
         # the shipped UNet was trained on a fixed text encoder (written by the unet stage): keep it
         return
     te_stage = staging(out, "text_encoder")

@@ -35,6 +35,12 @@ class TrainConfig:
     threads: int | None = None
     decoder_only: bool = False  # vae: train the decoder only
     freeze_text: bool = False  # clip: keep the text tower (= the pipeline's text encoder) fixed
+    init_from: str | None = None  # clip / unet: a model folder to start from (fresh start only; a checkpoint wins)
+    token_loss: float = 0.0  # clip: weight of the token-level objective (train.token_loss); 0 = contrastive only
+    token_batch: int = 256  # clip: captions per step of the token-level objective
+    replace_text_encoder: bool = False  # clip: write pipeline/text_encoder even when a UNet is trained on the old one
+    scene_mix: str = "render"  # unet: "render" (the renderer's 50/50 families) | "binding" (see unet.SCENE_MIXES)
+    varied_captions: float = 0.0  # unet: share of object scenes captioned by captions.varied_caption
     n_latents: int = 20000  # unet: training renders whose latents are precomputed
     cfg_dropout: float = 0.1  # unet: share of empty captions (classifier-free guidance)
     ema: float = 0.999  # unet: EMA decay of exported weights

@@ -16,10 +16,14 @@ import torch
 
 from .. import data as D
 from ..models import scheduler_kwargs, unet_kwargs
+from .captions import varied_caption
 from .config import ResolvedConfig
 from .export import replace_dir, save_half_precision, staging, training_meta, write_json
 from .loop import EMA, load_tensors, log, run_loop, save_tensors, setup
 from .tokenizer import load_tokenizer
+
+MIX_TEXT = {"render": "50% object scenes, 50% faces with the documented bias",
+            "binding": "30% faces with the documented bias, 40% two-object scenes, 30% object scenes of 1-4 objects"}
 
 
 def encoder_fingerprint(vae: Any) -> str:
@@ -33,10 +37,27 @@ def encoder_fingerprint(vae: Any) -> str:
     return h.hexdigest()[:16]
 
 
+#: training scene mixes: per render index, (family, number of objects or None = the renderer's draw)
+#: "render": the renderer's own draw (50 % faces with the documented bias, 50 % object scenes);
+#: "binding": 30 % faces (same bias), 40 % two-object scenes, 30 % the renderer's object scenes.
+SCENE_MIXES = ("render", "binding")
+
+
+def scene_kind(mix: str, index: int) -> tuple[str | None, int | None]:
+    """(family, n_objects) of training render ``index`` under ``mix`` (deterministic in the index)."""
+    if mix == "render":
+        return None, None
+    if mix != "binding":
+        raise ValueError(f"unknown scene mix {mix!r}; expected one of {SCENE_MIXES}")
+    u = (index * 0.6180339887498949) % 1.0  # golden-ratio sequence: the shares hold in every chunk
+    return ("face", None) if u < 0.3 else ("objects", 2) if u < 0.7 else ("objects", None)
+
+
 def prepare_latents(cfg: ResolvedConfig, vae: Any) -> dict[str, Any]:
-    """Render the UNet's training set once and cache its VAE latents (mean, std) and captions."""
+    """Render the UNet's training set once and cache its VAE latents (mean, std), captions and labels."""
     fp = encoder_fingerprint(vae)
-    path = Path(cfg.work) / "unet" / f"latents-{cfg.n_latents}-{fp}.pt"
+    mix = "" if cfg.scene_mix == "render" else f"-{cfg.scene_mix}"
+    path = Path(cfg.work) / "unet" / f"latents-{cfg.n_latents}{mix}-{fp}.pt"
     if path.exists():
         return load_tensors(path)
     log.info(f"unet: encoding {cfg.n_latents} training renders with the VAE (once) -> {path}")
@@ -45,22 +66,36 @@ def prepare_latents(cfg: ResolvedConfig, vae: Any) -> dict[str, Any]:
     stds: list[torch.Tensor] = []
     caps: list[list[str]] = []
     fams: list[str] = []
+    labels: list[dict[str, Any]] = []
     from tqdm import tqdm
+
+    from ..render import render
 
     chunk = 256
     for s in tqdm(range(0, cfg.n_latents, chunk), desc="latents", disable=not cfg.progress):
-        n = min(chunk, cfg.n_latents - s)
-        imgs, c, labels = D.render_tensors(range(base + s, base + s + n))
+        renders = []
+        for i in range(s, min(s + chunk, cfg.n_latents)):
+            family, n_objects = scene_kind(cfg.scene_mix, i)
+            renders.append(render(base + i, family, n_objects=n_objects))
+        imgs = D.to_tensor(np.stack([r.image for r in renders]))
         with torch.no_grad():
             post = vae.encode(imgs.to(cfg.device) * 2 - 1).latent_dist
         means.append(post.mean.half().cpu())
         stds.append(post.std.half().cpu())
-        caps.extend(c)
-        fams.extend(lab["family"] for lab in labels)
+        caps.extend(r.captions for r in renders)
+        fams.extend(r.labels["family"] for r in renders)
+        labels.extend(r.labels for r in renders)
     blob = {"mean": torch.cat(means), "std": torch.cat(stds), "captions": caps, "families": fams,
-            "encoder": fp, "seeds": [base, base + cfg.n_latents]}
+            "labels": labels, "encoder": fp, "seeds": [base, base + cfg.n_latents], "scene_mix": cfg.scene_mix}
     save_tensors(blob, path)
     return blob
+
+
+def training_caption(captions: list[str], labels: dict[str, Any], rng: np.random.Generator, varied: float) -> str:
+    """One of the render's captions, or (object scenes, with probability ``varied``) a varied one."""
+    if labels["family"] == "objects" and rng.random() < varied:
+        return varied_caption(labels, rng).text
+    return captions[int(rng.integers(len(captions)))]
 
 
 def min_snr_weights(alphas_cumprod: torch.Tensor, gamma: float | None) -> torch.Tensor:
@@ -100,13 +135,21 @@ def train_unet(cfg: ResolvedConfig) -> dict[str, Any]:
     cache = prepare_latents(cfg, vae)
     sf = float(vae.config.scaling_factor)
     torch.manual_seed(cfg.seed)
-    unet = UNet2DConditionModel(**unet_kwargs(cfg.size, cross_dim=te.config.hidden_size)).to(cfg.device)
+    if cfg.init_from:
+        # a fine-tune: start from a trained UNet (the checkpoint, once written, takes over on resume)
+        unet = UNet2DConditionModel.from_pretrained(cfg.init_from, torch_dtype=torch.float32).to(cfg.device)
+    else:
+        unet = UNet2DConditionModel(**unet_kwargs(cfg.size, cross_dim=te.config.hidden_size)).to(cfg.device)
     ema = EMA(unet, cfg.ema)
     opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.01)
     sched = DDPMScheduler(**scheduler_kwargs())
     snr_weight = min_snr_weights(sched.alphas_cumprod, cfg.snr_gamma)
     n = cache["mean"].shape[0]
     mean, std, captions = cache["mean"], cache["std"], cache["captions"]
+    scene_labels = cache.get("labels")
+    if cfg.varied_captions and scene_labels is None:
+        raise ValueError(f"unet: --varied-captions needs scene labels in the latent cache; delete the old cache in "
+                         f"{wdir} to re-encode")
 
     def encode_text(texts: list[str]) -> torch.Tensor:
         ids = tok(texts, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
@@ -120,8 +163,12 @@ def train_unet(cfg: ResolvedConfig) -> dict[str, Any]:
         rng = np.random.default_rng([cfg.seed, step])
         texts = []
         for i in idx.tolist():
-            caps = captions[i]
-            texts.append("" if rng.random() < cfg.cfg_dropout else caps[int(rng.integers(len(caps)))])
+            if rng.random() < cfg.cfg_dropout:
+                texts.append("")
+            elif cfg.varied_captions and scene_labels is not None:
+                texts.append(training_caption(captions[i], scene_labels[i], rng, cfg.varied_captions))
+            else:
+                texts.append(captions[i][int(rng.integers(len(captions[i])))])
         emb = encode_text(texts)
         noise = torch.randn(z.shape, generator=g)
         t = torch.randint(0, sched.config.num_train_timesteps, (cfg.batch,), generator=g)
@@ -153,9 +200,11 @@ def train_unet(cfg: ResolvedConfig) -> dict[str, Any]:
                                      "loss": f"epsilon MSE, min-SNR-{cfg.snr_gamma} weighting"
                                              if cfg.snr_gamma else "epsilon MSE",
                                      "train_renders": n, "params": sum(p.numel() for p in unet.parameters()),
-                                     "data": f"{n} renders (50% object scenes, 50% faces with the documented "
-                                             "bias), a random caption of each per step, "
-                                             f"{cfg.cfg_dropout:.0%} empty captions"})
+                                     "data": f"{n} renders ({MIX_TEXT[cfg.scene_mix]}), a random caption of "
+                                             f"each per step, {cfg.cfg_dropout:.0%} empty captions"
+                                             + (f", {cfg.varied_captions:.0%} of object scenes captioned in "
+                                                "shuffled order with varied joins" if cfg.varied_captions else ""),
+                                     **({"fine_tuned_from": cfg.init_from} if cfg.init_from else {})})
         log.info(f"unet: exported step {step} (EMA weights) to {out}/pipeline")
 
     return run_loop(cfg, "unet", {"model": unet, "opt": opt, "ema": ema}, step_fn, export)
