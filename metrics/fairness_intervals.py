@@ -113,8 +113,10 @@ def _score_upper(p: np.ndarray, n: np.ndarray, stat: np.ndarray, kind: Kind, z: 
 
 def check_estimator(estimator: str) -> Estimator:
     """``estimator`` as an :data:`Estimator`; ValueError for anything else."""
-    if estimator == "plugin" or estimator == "corrected":
-        return estimator
+    if estimator == "plugin":
+        return "plugin"
+    if estimator == "corrected":
+        return "corrected"
     raise ValueError(f"estimator {estimator!r}; expected 'plugin' or 'corrected'")
 
 
