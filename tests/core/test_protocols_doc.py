@@ -72,9 +72,17 @@ def test_attribute_class_prompts_follow_iti_gen_evaluation_wording():
     from t2ibench.datasets.attributes import load_attribute_prompts
     from t2ibench.errors import UserError
 
-    (item,) = load_attribute_prompts({"tsas": ["Eyeglasses"]})
-    # ITI-GEN README: --class-list 'a headshot of a person wearing eyeglasses' 'a headshot of a person'
-    assert all(p.startswith("a headshot of a person") for p in item.meta["class_prompts"])
+    # ITI-GEN README.md:260: --class-list 'a headshot of a person wearing eyeglasses' 'a headshot of a person'
+    # (categories here are [absent, present]); the shipped paper suite uses that style
+    (item,) = load_attribute_prompts({"tsas": ["Eyeglasses"], "class_prompts": "iti-gen"})
+    assert item.meta["class_prompts"] == ["a headshot of a person", "a headshot of a person wearing eyeglasses"]
+    smiling, male = load_attribute_prompts({"tsas": ["Smiling", "Male"], "class_prompts": "iti-gen"})
+    assert smiling.meta["class_prompts"] == ["a headshot of a person", "a headshot of a person smiling"]
+    assert male.meta["class_prompts"] == ["a headshot of a woman", "a headshot of a man"]  # both categories affirmative
+    suite = yaml.safe_load(Path(shipped_suites()["fairness-sd14"]).read_text())
+    assert resolve(suite, "prompt_sets[celeba].params.class_prompts") == "iti-gen"
+    (headshot,) = load_attribute_prompts({"tsas": ["Smiling"]})
+    assert headshot.meta["class_prompts"] == ["a headshot of a person not smiling", "a headshot of a person smiling"]
     (photo,) = load_attribute_prompts({"tsas": ["Eyeglasses"], "class_prompts": "photo"})
     assert photo.meta["class_prompts"] == ["a photo of a person without eyeglasses", "a photo of a person with eyeglasses"]
     with pytest.raises(UserError, match="class_prompts"):
