@@ -15,9 +15,12 @@ Reference: weixi-feng/Structured-Diffusion-Guidance ``scripts/txt2img_demo.py`` 
   full-prompt embedding, giving one aligned sequence per phrase.
 - ``mode="default"``: keys from the full prompt; output = mean over the value sequences
   [full prompt, each aligned phrase sequence] of ``softmax(q kᵀ) v``.
-- ``mode="conjunction"`` (the reference's ``--conjunction``, used for CC-500): keys from each of
-  [full prompt, each aligned phrase sequence], values from one sequence with every phrase
-  aligned into it; output = ``mean_k softmax(q k_kᵀ) · v``.
+- ``mode="conjunction"`` (the reference's ``--conjunction``, used for CC-500): values from one
+  sequence with every phrase aligned into it (``single``); keys from each of [``single``, each
+  aligned phrase sequence]; output = ``mean_k softmax(q k_kᵀ) · v``. The first key is ``single``,
+  not the full prompt, because the reference's ``single_align`` writes into ``c[0]`` in place
+  through a transposed view after ``k_c = [c[0]] + ...`` has kept a reference to that tensor
+  (``txt2img_demo.py:148-156, 446-450``).
 - Every cross-attention layer, every step by default; conditional branch only (the negative
   prompt is untouched); SDXL's pooled embedding stays the full prompt's.
 """
@@ -114,8 +117,9 @@ class StructuredDiffusion(ControlledMethod):
             if self.mode == "default":
                 values.append(torch.stack(seqs).mean(0))
             else:
-                keys.append(seqs)
-                values.append(single_aligned(seqs, phrases))
+                single = single_aligned(seqs, phrases)
+                keys.append([single, *seqs[1:]])
+                values.append(single)
         self._values = torch.stack(values)
         self._keys = None
         if self.mode == "conjunction":

@@ -203,7 +203,7 @@ def _add_generation_args(p: argparse.ArgumentParser, suite_required: bool) -> No
     p.add_argument("--limit", type=_positive_int, help="at most N prompts per prompt set")
     p.add_argument("--device", help="torch device of the pipeline (and, for run, of the scorers); default: cuda if "
                                     "available, else cpu")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="weights dtype (auto: fp16 on CUDA, fp32 on CPU)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"], help="weights dtype (auto: the suite's precision key; if that is auto too, fp16 on CUDA, fp32 on CPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--threads", type=_positive_int,
                    help="torch CPU threads per process (default: as OMP_NUM_THREADS / torch set it); recorded "

@@ -289,7 +289,8 @@ def generate(
                 prepare_run_dir(run, suite)
             return summary
         if pipe is None:
-            pipe = load_pipeline(suite.model, device=device, precision=precision, vae=suite.vae)
+            pipe = load_pipeline(suite.model, device=device, precision=precision if precision != "auto" else suite.precision,
+                                 vae=suite.vae)
         set_scheduler(pipe, suite.sampler.scheduler)
         check_resolution(pipe, suite.sampler.height, suite.sampler.width)
     except BaseException:

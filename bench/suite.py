@@ -136,6 +136,9 @@ class Suite(_Spec):
     #: optional folder of a diffusers ``AutoencoderKL`` to use instead of the model's own VAE
     #: (e.g. an fp16-safe SDXL VAE); absent from the canonical form when not set
     vae: Optional[str] = None
+    #: weights dtype of the pipeline: ``auto`` = fp16 on CUDA, fp32 on CPU (``generate --precision``
+    #: overrides it); absent from the canonical form when ``auto``
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
     seed: int = 0
     images_per_prompt: int = Field(1, gt=0, le=MAX_IMAGES_PER_PROMPT)
     batch_size: int = Field(8, gt=0, le=MAX_BATCH)
@@ -187,6 +190,8 @@ class Suite(_Spec):
         for optional in ("vae", "reference", "analyses"):
             if not data.get(optional):
                 data.pop(optional, None)  # suites without the key keep the hash they had before it existed
+        if data.get("precision") == "auto":
+            data.pop("precision")
         return data
 
     def reference_method(self) -> str | None:

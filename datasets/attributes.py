@@ -9,11 +9,17 @@ Attributes: CelebA binary attributes used by ITI-GEN/FairQueue (category 0 = att
 FairFace ``Age`` (9 bins) and ``Skin_Tone`` (6 Fitzpatrick types, as in ITI-GEN's FAIR
 benchmark). The hard and class prompt wording is this project's; change it with ``params``.
 
-Class prompts (``params.class_prompts``): ``"headshot"`` (default) = "a headshot of ..." as
-ITI-GEN's ``evaluation.py`` is used (README: ``--class-list 'a headshot of a person wearing
-eyeglasses' 'a headshot of a person'``; its per-attribute wording, supplement Table A3, is not
-reproduced here, so the hard-prompt wording is used); ``"photo"`` = "a photo of ..." (the
-project's earlier wording).
+Class prompts (``params.class_prompts``):
+
+- ``"iti-gen"``: ITI-GEN's README evaluation example (``README.md:260``, ``--class-list 'a
+  headshot of a person wearing eyeglasses' 'a headshot of a person'``): the attribute's presence
+  is named, its absence is the base prompt alone (no negation, which CLIP reads poorly). For the
+  attributes whose categories are both affirmative (Male, Young, Age, Skin_Tone) and the present
+  wording of attributes other than Eyeglasses, the hard-prompt wording (the supplement's Table A3
+  is not reproduced here).
+- ``"headshot"`` (default) = the hard-prompt wording for every category ("a headshot of a person
+  not smiling" / "... smiling").
+- ``"photo"`` = "a photo of ..." (the project's earlier wording).
 """
 
 from __future__ import annotations
@@ -84,7 +90,23 @@ TSAS: dict[str, list[tuple[str, str, str]]] = {
 DEFAULT_TSAS = ["Smiling", "High_Cheekbones", "Gray_Hair", "Eyeglasses", "Male", "Young", "Chubby"]
 
 
-CLASS_PROMPT_STYLES = ("headshot", "photo")
+CLASS_PROMPT_STYLES = ("headshot", "iti-gen", "photo")
+#: ITI-GEN README.md:260: the present category's class prompt where it differs from the hard prompt
+ITI_GEN_PRESENT = {"Eyeglasses": "a headshot of a person wearing eyeglasses"}
+#: tSAs whose category 0 is the attribute's absence: in the "iti-gen" style its class prompt is the base prompt
+ABSENCE_FIRST = frozenset({"Smiling", "Eyeglasses", "Gray_Hair", "High_Cheekbones", "Chubby", "Pale_Skin", "Heavy_Makeup",
+                           "Bald", "Mustache"})
+
+
+def class_prompts_of(tsa: str, style: str = "headshot") -> list[str]:
+    """The CLIP zero-shot class prompt of each category of ``tsa`` in ``style`` (module docstring)."""
+    cats = TSAS[tsa]
+    if style == "photo":
+        return [c[2] for c in cats]
+    prompts = [c[1] for c in cats]
+    if style == "iti-gen" and tsa in ABSENCE_FIRST:
+        prompts = [BASE_PROMPT, ITI_GEN_PRESENT.get(tsa, prompts[1])]
+    return prompts
 
 
 def attribute_prompt(tsa: str, base_prompt: str = BASE_PROMPT, class_prompts: str = "headshot") -> PromptItem:
@@ -95,7 +117,7 @@ def attribute_prompt(tsa: str, base_prompt: str = BASE_PROMPT, class_prompts: st
         "base_prompt": base_prompt,
         "categories": [c[0] for c in cats],
         "hard_prompts": [c[1] if base_prompt == BASE_PROMPT else f"{base_prompt}, {c[0]}" for c in cats],
-        "class_prompts": [c[1] if class_prompts == "headshot" else c[2] for c in cats],
+        "class_prompts": class_prompts_of(tsa, class_prompts),
     }
     return PromptItem(id=tsa, text=base_prompt, meta=meta)
 

@@ -4,11 +4,13 @@ p̂ = share of argmax predictions per category (K categories, u = uniform 1/K):
 
 - FD = ‖p̂ − u‖₂ (FairQueue / CLEAM convention), 0 = balanced, max √(1 − 1/K).
 - KL = KL(p̂ ‖ u) in nats (``scipy.stats.entropy(p̂, u)``, ITI-GEN's convention).
-- Reported: the bias-corrected estimates with 95 % intervals that cover also at a uniform
-  distribution (t2ibench.metrics.fairness_intervals: unbiased FD², Miller-Madow KL, inverted
-  noncentral χ² ∪ delta-method ∪ score bound); the plug-in values ride along (``fd_plugin``,
-  ``kl_plugin``: the papers' numbers, biased upward by about √((K−1)/(Kn))). A percentile
-  bootstrap of the plug-in under-covers near uniform (0 % at exactly uniform).
+- Reported (``estimator``): ``"plugin"``, the papers' numbers (ITI-GEN ``evaluation.py:106-113``,
+  FairQueue), biased upward by about √((K−1)/(Kn)) near uniform; or ``"corrected"`` (unbiased
+  FD², Miller-Madow KL). Either way with a 95 % interval for the true value that covers also at
+  a uniform distribution (t2ibench.metrics.fairness_intervals: inverted noncentral χ² ∪
+  delta-method ∪ score bound, widened to contain the estimate); the plug-in values always ride
+  along (``fd_plugin``, ``kl_plugin``). A percentile bootstrap of the plug-in under-covers near
+  uniform (0 % at exactly uniform).
 - Classifiers: CLIP zero-shot with the prompt set's class prompts, probabilities =
   softmax(logit_scale · cos) (CLIP's learned logit scale applied; without it the probabilities
   flatten); or any trained classifier module (tinyworld's evaluator). When labelled references
@@ -27,7 +29,7 @@ import torch
 from torchmetrics import Metric
 
 from t2ibench.metrics.common import ColumnSample, Scorer, config_hash
-from t2ibench.metrics.fairness_intervals import corrected_fd, corrected_kl, fd_kl_intervals, kind_intervals
+from t2ibench.metrics.fairness_intervals import Estimator, check_estimator, fd_kl_estimates, fd_kl_intervals, kind_intervals
 
 # --------------------------------------------------------------------------------------------
 # Functional forms
@@ -81,16 +83,16 @@ def kl_per_row(p: np.ndarray) -> np.ndarray:
     return terms.sum(axis=1)
 
 
-def fairness_report(preds: Sequence[int], num_classes: int) -> dict[str, Any]:
-    """Bias-corrected FD and KL with their 95 % intervals (t2ibench.metrics.fairness_intervals),
-    the plug-in values (``fd_plugin``, ``kl_plugin``) and p̂."""
+def fairness_report(preds: Sequence[int], num_classes: int, estimator: Estimator = "corrected") -> dict[str, Any]:
+    """FD and KL (``estimator``: bias-corrected or plug-in) with their 95 % intervals
+    (t2ibench.metrics.fairness_intervals), the plug-in values (``fd_plugin``, ``kl_plugin``) and p̂."""
     arr = np.asarray(preds, dtype=np.int64)
     p = category_shares(arr, num_classes)
     counts = np.bincount(arr, minlength=num_classes)[None]
     if arr.size < 2:
         return {"fd": fd_from_shares(p), "fd_ci": None, "kl": kl_from_shares(p), "kl_ci": None,
                 "fd_plugin": fd_from_shares(p), "kl_plugin": kl_from_shares(p), "shares": p.tolist(), "n": int(arr.size)}
-    r = fd_kl_intervals(counts)
+    r = fd_kl_intervals(counts, estimator=estimator)
     return {
         "fd": float(r["fd"][0]),
         "fd_ci": [float(r["fd_lo"][0]), float(r["fd_hi"][0])],
@@ -103,23 +105,24 @@ def fairness_report(preds: Sequence[int], num_classes: int) -> dict[str, Any]:
     }
 
 
-def resampled_fd_kl(preds: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Bias-corrected FD and KL of every row of class indices (B, n), vectorised (for paired resampling)."""
+def resampled_fd_kl(preds: np.ndarray, num_classes: int, estimator: Estimator = "corrected") -> tuple[np.ndarray, np.ndarray]:
+    """FD and KL (bias-corrected or plug-in) of every row of class indices (B, n), vectorised (for paired resampling)."""
     counts = np.stack([(np.asarray(preds) == k).sum(axis=-1) for k in range(num_classes)], axis=-1)
-    return corrected_fd(counts), corrected_kl(counts)
+    return fd_kl_estimates(counts, estimator)
 
 
-def fairness_column(items: np.ndarray, preds: np.ndarray, num_classes: int, kind: Literal["fd", "kl"]) -> ColumnSample:
+def fairness_column(items: np.ndarray, preds: np.ndarray, num_classes: int, kind: Literal["fd", "kl"],
+                    estimator: Estimator = "corrected") -> ColumnSample:
     """The paired-delta sample of an FD or KL column: ``preds`` (m,) class indices of the images
-    ``items``; its statistic is the bias-corrected FD/KL per resample, its interval the covering
+    ``items``; its statistic is the column's FD/KL estimate per resample, its interval the covering
     one of ``fairness_intervals`` on the shared images."""
     which = 0 if kind == "fd" else 1
 
     def stat(pos: np.ndarray) -> np.ndarray:
-        return resampled_fd_kl(preds[pos], num_classes)[which]
+        return resampled_fd_kl(preds[pos], num_classes, estimator)[which]
 
     def interval(pos: np.ndarray) -> tuple[float, float]:
-        r = kind_intervals(np.bincount(preds[pos], minlength=num_classes)[None], kind)
+        r = kind_intervals(np.bincount(preds[pos], minlength=num_classes)[None], kind, estimator=estimator)
         return float(r[f"{kind}_lo"][0]), float(r[f"{kind}_hi"][0])
 
     return ColumnSample(np.asarray(items, dtype=np.int64), stat, interval)
@@ -232,13 +235,22 @@ def _fairness_meta(meta: Mapping[str, Any]) -> Mapping[str, Any]:
     return pm
 
 
+_ESTIMATE_CONVENTION = {
+    "plugin": "plug-in (estimator: plugin): FD = ||p_hat - uniform||_2, KL = KL(p_hat || uniform), as ITI-GEN and "
+              "FairQueue report them (biased upward near uniform, by about sqrt((K-1)/(Kn)) for FD)",
+    "corrected": "bias-corrected (estimator: corrected): FD = sqrt(max(0, FD_plugin^2 - (1 - sum p_hat^2)/(n-1))) "
+                 "(unbiased FD^2), KL = max(0, KL_plugin - (K-1)/(2n)) (Miller-Madow); plug-in values in the json/csv",
+}
+
+
 class FairnessScorer(Scorer):
     """FD and KL per tSA for fairness prompt sets.
 
     params: ``classifier`` ("clip" | "tinyworld-evaluator" | "module:callable" returning a
     classifier with ``predict(images, prompt_meta) -> (B, K)`` and ``name``), ``backend``/``model``/
     ``pretrained`` for CLIP, ``references`` ("module:callable(tsa=, categories=, **reference_params)"
-    → (images, labels)) for classifier accuracy, ``bootstrap`` (resamples of the paired deltas against
+    → (images, labels)) for classifier accuracy, ``estimator`` ("corrected": unbiased FD², Miller-Madow
+    KL; "plugin": ‖p̂ − u‖₂ and KL(p̂ ‖ u), the papers' numbers), ``bootstrap`` (resamples of the paired deltas against
     the reference method, default 1000; the FD/KL intervals are analytic).
     Columns: ``fd:<tsa>``, ``kl:<tsa>``.
     """
@@ -257,8 +269,10 @@ class FairnessScorer(Scorer):
         reference_params: Mapping[str, Any] | None = None,
         bootstrap: int = 1000,
         batch_size: int = 32,
+        estimator: Estimator = "corrected",
         _classifier: Any = None,
     ) -> None:
+        self.estimator = check_estimator(estimator)
         self.classifier_kind = classifier
         self.backend_kind, self.model_name, self.pretrained = backend, model, pretrained
         self.references = references
@@ -301,8 +315,7 @@ class FairnessScorer(Scorer):
             "classifier": self.classifier.name,
             "FD": "||p_hat - uniform||_2 over argmax predictions",
             "KL": "KL(p_hat || uniform), nats",
-            "estimate": "bias-corrected: FD = sqrt(max(0, FD_plugin^2 - (1 - sum p_hat^2)/(n-1))) (unbiased FD^2), "
-                        "KL = max(0, KL_plugin - (K-1)/(2n)) (Miller-Madow); plug-in values in the json/csv",
+            "estimate": _ESTIMATE_CONVENTION[self.estimator],
             "interval": "95%: inverted noncentral chi-square of Pearson X^2 = nK FD^2 / LR G^2 = 2n KL (Steiger-Lind, "
                         "half-count continuity correction) united with a delta-method and a score bound "
                         "(t2ibench.metrics.fairness_intervals; coverage >= 0.93 by simulation)",
@@ -350,7 +363,7 @@ class FairnessScorer(Scorer):
         for tsa, preds in sorted(by_tsa.items()):
             pm = meta_of[tsa]
             k = len(pm["categories"])
-            rep = fairness_report(preds, k)
+            rep = fairness_report(preds, k, self.estimator)
             acc = self.reference_accuracy(pm)
             extra = {"shares": dict(zip(pm["categories"], rep["shares"])), "classifier_accuracy": acc}
             out[f"fd:{tsa}"] = {"value": rep["fd"], "n": rep["n"], "ci": rep["fd_ci"], "plugin": rep["fd_plugin"],
@@ -371,6 +384,6 @@ class FairnessScorer(Scorer):
         for tsa, idx in sorted(by_tsa.items()):
             preds = np.array([int(values[i]["pred"]) for i in idx], dtype=np.int64)
             k = k_of[tsa]
-            out[f"fd:{tsa}"] = fairness_column(np.asarray(idx), preds, k, "fd")
-            out[f"kl:{tsa}"] = fairness_column(np.asarray(idx), preds, k, "kl")
+            out[f"fd:{tsa}"] = fairness_column(np.asarray(idx), preds, k, "fd", self.estimator)
+            out[f"kl:{tsa}"] = fairness_column(np.asarray(idx), preds, k, "kl", self.estimator)
         return out

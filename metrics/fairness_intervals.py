@@ -1,4 +1,4 @@
-"""Bias-corrected FD and KL with 95 % intervals that cover, also at and near a uniform distribution.
+"""FD and KL (bias-corrected or plug-in) with 95 % intervals that cover, also at and near a uniform distribution.
 
 Counts c (K categories, n images), p̂ = c/n, u = 1/K. Two statistics, each ≈ noncentral χ²
 with K-1 degrees of freedom under a true distribution p (Pearson; Wilks):
@@ -6,11 +6,13 @@ with K-1 degrees of freedom under a true distribution p (Pearson; Wilks):
 - Pearson  X² = nK·FD̂²,           noncentrality λ = nK·FD²       (FD = ‖p − u‖₂)
 - LR       G² = 2n·KL(p̂ ‖ u),      noncentrality λ = 2n·KL(p ‖ u)  (nats)
 
-Estimates (what the tables print):
+Estimates (``estimator``: ``"corrected"``, the default here, or ``"plugin"``):
 
-- FD: √max(0, FD̂² − (1 − Σp̂ᵢ²)/(n − 1)), the square root of the unbiased (U-statistic)
+- plug-in: FD̂ = ‖p̂ − u‖₂ and KL̂ = KL(p̂ ‖ u) (``scipy.stats.entropy(p̂, u)``): what ITI-GEN
+  (``evaluation.py:106-113``) and FairQueue print; biased upward (E FD̂² = FD² + (1 − Σpᵢ²)/n).
+- corrected FD: √max(0, FD̂² − (1 − Σp̂ᵢ²)/(n − 1)), the square root of the unbiased (U-statistic)
   estimate of FD² (E FD̂² = FD² + (1 − Σpᵢ²)/n); 0 for a sample that is as balanced as chance allows.
-- KL: max(0, KL̂ − (K − 1)/(2n)) (Miller & Madow's first-order bias of the plug-in, which is
+- corrected KL: max(0, KL̂ − (K − 1)/(2n)) (Miller & Madow's first-order bias of the plug-in, which is
   E G² − λ = K − 1 in the noncentral χ² approximation).
 
 Interval for λ (then FD = √(λ/(nK)), KL = λ/(2n)): the union of three 95 % intervals, each of
@@ -32,8 +34,10 @@ tests/metrics/test_fairness_intervals.py; coverage ≥ 0.93 everywhere):
    still explains the statistic within 1.96 of its own standard deviation (mean and variance
    evaluated at p_d, not at p̂): the Wald upper bound is too low when p̂ is less extreme than p.
 
-The upper bound is capped at the largest possible value (FD ≤ √(1 − 1/K), KL ≤ log K); the
-interval always contains the estimate. Sources: Pearson (1900); Steiger & Lind (1980) and
+The interval is computed around the corrected estimate for either estimator (its coverage is
+what the simulation checks); the upper bound is capped at the largest possible value
+(FD ≤ √(1 − 1/K), KL ≤ log K), and the interval is widened to contain the reported estimate
+(with the plug-in, usually the upper end moves: coverage can only grow; simulated for both). Sources: Pearson (1900); Steiger & Lind (1980) and
 Browne & Cudeck (1993) for the inverted noncentral χ² interval; Miller (1955) for the bias.
 """
 
@@ -45,6 +49,7 @@ import numpy as np
 import scipy.stats
 
 Kind = Literal["fd", "kl"]
+Estimator = Literal["corrected", "plugin"]
 _ITER = 48  # bisection steps on λ: relative precision 2^-48 of the bracket
 
 
@@ -106,8 +111,20 @@ def _score_upper(p: np.ndarray, n: np.ndarray, stat: np.ndarray, kind: Kind, z: 
     return _stat(pd, n, kind)
 
 
-def noncentrality_intervals(counts: np.ndarray, kind: Kind, level: float = 0.95) -> dict[str, np.ndarray]:
-    """Per row of counts (R, K): the statistic, bias-corrected λ̂ and the interval [lo, hi] for λ."""
+def check_estimator(estimator: str) -> Estimator:
+    """``estimator`` as an :data:`Estimator`; ValueError for anything else."""
+    if estimator == "plugin":
+        return "plugin"
+    if estimator == "corrected":
+        return "corrected"
+    raise ValueError(f"estimator {estimator!r}; expected 'plugin' or 'corrected'")
+
+
+def noncentrality_intervals(counts: np.ndarray, kind: Kind, level: float = 0.95,
+                            estimator: Estimator = "corrected") -> dict[str, np.ndarray]:
+    """Per row of counts (R, K): the statistic, λ̂ (bias-corrected, or the plug-in statistic
+    itself) and the interval [lo, hi] for λ, which contains λ̂."""
+    check_estimator(estimator)
     counts = np.asarray(counts, dtype=np.int64)
     if counts.ndim != 2 or counts.shape[1] < 2:
         raise ValueError(f"counts must be (rows, K >= 2), got shape {counts.shape}")
@@ -141,28 +158,31 @@ def noncentrality_intervals(counts: np.ndarray, kind: Kind, level: float = 0.95)
     # λ cannot exceed its value at a one-category distribution: FD ≤ √(1 − 1/K), KL ≤ log K
     lam_max = n * (k - 1.0) if kind == "fd" else 2.0 * n * np.log(k)
     hi = np.minimum(hi, lam_max)
+    if estimator == "plugin":
+        est = stat
     lo, hi = np.minimum(lo, est), np.maximum(hi, est)
     return {"stat": stat[inverse], "estimate": est[inverse], "lo": lo[inverse], "hi": hi[inverse],
             "n": n[inverse]}
 
 
-def kind_intervals(counts: np.ndarray, kind: Kind, level: float = 0.95) -> dict[str, np.ndarray]:
-    """Bias-corrected FD (``kind`` "fd") or KL in nats ("kl") with ``level`` intervals per row of
-    counts (R, K): ``<kind>``, ``<kind>_lo``, ``<kind>_hi`` (each (R,))."""
+def kind_intervals(counts: np.ndarray, kind: Kind, level: float = 0.95,
+                   estimator: Estimator = "corrected") -> dict[str, np.ndarray]:
+    """FD (``kind`` "fd") or KL in nats ("kl"), bias-corrected or plug-in (``estimator``), with
+    ``level`` intervals per row of counts (R, K): ``<kind>``, ``<kind>_lo``, ``<kind>_hi`` (each (R,))."""
     counts = np.atleast_2d(np.asarray(counts, dtype=np.int64))
-    r = noncentrality_intervals(counts, kind, level)
+    r = noncentrality_intervals(counts, kind, level, estimator)
     if kind == "fd":
         scale = r["n"] * counts.shape[1]
         return {key: np.sqrt(r[src] / scale) for key, src in (("fd", "estimate"), ("fd_lo", "lo"), ("fd_hi", "hi"))}
     return {key: r[src] / (2.0 * r["n"]) for key, src in (("kl", "estimate"), ("kl_lo", "lo"), ("kl_hi", "hi"))}
 
 
-def fd_kl_intervals(counts: np.ndarray, level: float = 0.95) -> dict[str, np.ndarray]:
-    """Bias-corrected FD and KL (nats) with ``level`` intervals per row of counts (R, K).
+def fd_kl_intervals(counts: np.ndarray, level: float = 0.95, estimator: Estimator = "corrected") -> dict[str, np.ndarray]:
+    """FD and KL (nats), bias-corrected or plug-in, with ``level`` intervals per row of counts (R, K).
 
     Returns ``fd``, ``fd_lo``, ``fd_hi``, ``kl``, ``kl_lo``, ``kl_hi`` (each (R,)).
     """
-    return {**kind_intervals(counts, "fd", level), **kind_intervals(counts, "kl", level)}
+    return {**kind_intervals(counts, "fd", level, estimator), **kind_intervals(counts, "kl", level, estimator)}
 
 
 def corrected_fd(counts: np.ndarray) -> np.ndarray:
@@ -180,3 +200,23 @@ def corrected_kl(counts: np.ndarray) -> np.ndarray:
     n = counts.sum(-1)
     k = counts.shape[-1]
     return np.maximum(_stat(counts / n[..., None], n, "kl") / (2.0 * n) - (k - 1) / (2.0 * n), 0.0)
+
+
+def plugin_fd(counts: np.ndarray) -> np.ndarray:
+    """Plug-in FD = ‖p̂ − u‖₂ of every row of counts (..., K)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    return np.linalg.norm(counts / counts.sum(-1, keepdims=True) - 1.0 / counts.shape[-1], axis=-1)
+
+
+def plugin_kl(counts: np.ndarray) -> np.ndarray:
+    """Plug-in KL(p̂ ‖ u) in nats of every row of counts (..., K), 0·log 0 = 0 (as scipy.stats.entropy)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    n = counts.sum(-1)
+    return _stat(counts / n[..., None], n, "kl") / (2.0 * n)
+
+
+def fd_kl_estimates(counts: np.ndarray, estimator: Estimator = "corrected") -> tuple[np.ndarray, np.ndarray]:
+    """(FD, KL) of every row of counts (..., K) with the chosen estimator."""
+    if check_estimator(estimator) == "plugin":
+        return plugin_fd(counts), plugin_kl(counts)
+    return corrected_fd(counts), corrected_kl(counts)

@@ -1,8 +1,10 @@
 """FID feature networks: float (B, 3, S, S) in [0, 1] → features (B, d), resolved by name.
 
-Inception-v3 pool3 (2048-d, torch-fidelity weights) only when its weights are on local disk (no
-download); its network takes only uint8, so the preprocessed floats are quantised (the one
-remaining difference from clean-fid). Otherwise any ``nn.Module`` with ``num_features`` and
+Inception-v3 pool3 (2048-d) only from local files (no download): clean-fid's own TorchScript
+network (``inception-2015-12-05.pt``, a path you supply: ``network: PATH.pt`` or
+``$T2IBENCH_CLEANFID_INCEPTION``), fed floats as clean-fid feeds it, so FID equals clean-fid's;
+else torch-fidelity's port, which takes only uint8, so the preprocessed floats are quantised
+(close to clean-fid, not equal). Otherwise any ``nn.Module`` with ``num_features`` and
 ``name`` (e.g. tinyworld's tiny CLIP image features). The network's name is part of every report
 and of the reference-statistics cache key.
 """
@@ -63,6 +65,43 @@ def inception_weights_path() -> Path | None:
     return None
 
 
+class CleanFIDInception(nn.Module):
+    """clean-fid's TorchScript Inception-v3 (``inception-2015-12-05.pt``) as clean-fid calls it in
+    ``clean`` mode (``cleanfid/inception_torchscript.py:43-55``): input in [0, 255] as floats,
+    normalised ``(x − 128) / 128``, ``base.layers`` → pool3 features (B, 2048).
+
+    Input: float (B, 3, 299, 299) in [0, 1] (this module multiplies by 255). Raises
+    :class:`NotAvailable` when the file is missing or not TorchScript.
+    """
+
+    num_features = 2048
+    quantizes = False
+    clean_fid = True  # the network clean-fid itself uses: with its preprocessing, FID equals clean-fid's
+    image_size = 299
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        path = Path(path)
+        if not path.is_file():
+            raise NotAvailable(f"clean-fid Inception {path} not found; expected clean-fid's TorchScript inception-2015-12-05.pt")
+        try:
+            self.base = torch.jit.load(str(path), map_location="cpu").eval()
+        except (RuntimeError, ValueError) as exc:
+            raise NotAvailable(f"clean-fid Inception {path}: not a TorchScript file ({exc})") from None
+        self.name = f"inception-v3 (clean-fid TorchScript {path.name}, pool3 2048-d, float input)"
+
+    @torch.inference_mode()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float() * 255.0
+        return self.base.layers.forward((x - 128.0) / 128.0).reshape(x.shape[0], self.num_features)
+
+
+def cleanfid_inception_path() -> Path | None:
+    """clean-fid's TorchScript Inception named by $T2IBENCH_CLEANFID_INCEPTION, if that file exists."""
+    env = os.environ.get("T2IBENCH_CLEANFID_INCEPTION")
+    return Path(env) if env and Path(env).is_file() else None
+
+
 class InceptionFeatures(nn.Module):
     """Inception-v3 pool3 features (2048-d) via torchmetrics/torch-fidelity, from local weights only.
 
@@ -107,7 +146,9 @@ def network_features(network: nn.Module, x: torch.Tensor) -> np.ndarray:
 
 
 def resolve_network(spec: str | nn.Module) -> nn.Module:
-    """A feature network from ``"inception-v3"``, ``"tinyworld-clip"`` or ``"module:callable"``.
+    """A feature network from ``"inception-v3"`` (clean-fid's TorchScript file when
+    $T2IBENCH_CLEANFID_INCEPTION names one, else torch-fidelity's weights), a path to clean-fid's
+    ``inception-2015-12-05.pt`` (any ``*.pt``), ``"tinyworld-clip"`` or ``"module:callable"``.
 
     The module needs ``num_features`` (int) and ``name`` (str, reported with the number); an
     optional ``image_size`` sets the default preprocessing size.
@@ -115,7 +156,10 @@ def resolve_network(spec: str | nn.Module) -> nn.Module:
     if isinstance(spec, nn.Module):
         return spec
     if spec in ("inception", "inception-v3"):
-        return InceptionFeatures()
+        path = cleanfid_inception_path()
+        return CleanFIDInception(path) if path is not None else InceptionFeatures()
+    if spec.endswith(".pt"):
+        return CleanFIDInception(spec)
     if spec in ("tinyworld-clip", "tiny-clip"):
         from t2ibench.metrics.tinyworld import tiny_clip_image_features
 
@@ -125,4 +169,5 @@ def resolve_network(spec: str | nn.Module) -> nn.Module:
 
         fn = Registry("feature network", "t2ibench.feature_networks", {}).get(spec)
         return fn() if not isinstance(fn, nn.Module) else fn
-    raise ValueError(f"feature network {spec!r}; expected inception-v3, tinyworld-clip or module:callable")
+    raise ValueError(f"feature network {spec!r}; expected inception-v3, a clean-fid inception-2015-12-05.pt path, "
+                     "tinyworld-clip or module:callable")

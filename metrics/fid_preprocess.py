@@ -1,8 +1,9 @@
 """FID image preprocessing: PIL images → float32 (B, 3, S, S) in [0, 1] for a feature network.
 
-Centre-crop to a square, then resize to ``size`` with ``"clean"`` (clean-fid's ``clean`` mode: PIL
-bicubic per channel in float mode, kept as floats: neither clamped nor quantised) or
-``"pytorch-fid"`` (torch bilinear, align_corners=False, no antialias: pytorch-fid's resize and
+Optionally centre-crop to a square (``crop``; clean-fid resizes the whole image), then resize to
+``size`` with ``"clean"`` (clean-fid's ``clean`` mode: PIL bicubic per channel in float mode,
+clipped to [0, 255], kept as floats: ``cleanfid/resize.py:41-57``, ``make_resizer("PIL", False,
+"bicubic")``) or ``"pytorch-fid"`` (torch bilinear, align_corners=False, no antialias: pytorch-fid's resize and
 clean-fid's ``legacy_pytorch``; *not* torchmetrics, whose torch-fidelity Inception resizes uint8
 input TF1-style).
 """
@@ -18,28 +19,30 @@ import torch
 
 @dataclass(frozen=True)
 class Preprocess:
-    """Centre-crop to a square, resize to ``size``×``size``; output float32 (B, 3, S, S) in [0, 1].
+    """Centre-crop to a square (``crop``), resize to ``size``×``size``; output float32 (B, 3, S, S) in [0, 1].
 
     resize: ``"clean"`` = clean-fid's ``clean`` mode: PIL bicubic on each channel in float mode
-    ("F"), not quantised and not clamped (bicubic may overshoot [0, 1] slightly, as in clean-fid);
+    ("F"), not quantised, clipped to [0, 255] as clean-fid's ``resize_single_channel`` does
+    (``clamp``; False keeps the bicubic overshoot, which clean-fid does not);
     ``"pytorch-fid"`` = torch bilinear, align_corners=False, no antialias, applied to the 0-255
-    image (pytorch-fid's resize; clean-fid's ``legacy_pytorch``). ``clamp``: clamp the clean
-    resize to [0, 255] (the behaviour before t2ibench 0.x; off to match clean-fid).
+    image (pytorch-fid's resize; clean-fid's ``legacy_pytorch``). ``crop``: False resizes the
+    whole image (clean-fid; non-square images are stretched).
     """
 
     size: int = 299
     resize: str = "clean"
     crop: bool = True
-    clamp: bool = False
+    clamp: bool = True
 
     def __post_init__(self) -> None:
         if self.resize not in ("clean", "pytorch-fid"):
             raise ValueError(f"resize {self.resize!r}; expected 'clean' or 'pytorch-fid'")
 
     def describe(self) -> str:
-        crop = "centre-crop, " if self.crop else ""
+        crop = "centre-crop, " if self.crop else "no crop (whole image), "
         if self.resize == "clean":
-            kind = "PIL bicubic in float, " + ("clamped to [0, 255]" if self.clamp else "not clamped or quantised") + " (clean-fid 'clean')"
+            kind = ("PIL bicubic in float, not quantised, " + ("clipped to [0, 255] (clean-fid 'clean')" if self.clamp
+                    else "not clipped (clean-fid 'clean' clips)"))
         else:
             kind = "torch bilinear, no antialias (pytorch-fid; clean-fid 'legacy_pytorch'; not torchmetrics)"
         return f"{crop}resize to {self.size}x{self.size} {kind}"

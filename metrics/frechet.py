@@ -117,7 +117,8 @@ class FIDScorer(Scorer):
 
     params: ``network`` ("inception-v3" | "tinyworld-clip" | "module:callable"), ``reference``
     (image directory or "module:callable"), ``reference_params``, ``resize`` ("clean" |
-    "pytorch-fid"), ``size`` (default: the network's ``image_size`` or 299), ``sqrtm``,
+    "pytorch-fid"), ``crop`` ("center": centre-crop to a square first; "none": resize the whole
+    image, as clean-fid does), ``size`` (default: the network's ``image_size`` or 299), ``sqrtm``,
     ``bootstrap`` (resamples of the generated set for the 95 % interval, see ``fid_interval``; default 100
     for d ≤ 1024, else 0 = no interval), ``cache_dir``.
     """
@@ -134,6 +135,7 @@ class FIDScorer(Scorer):
         reference: str | None = None,
         reference_params: Mapping[str, Any] | None = None,
         resize: str = "clean",
+        crop: str = "center",
         size: int | None = None,
         sqrtm: str = "eigh",
         bootstrap: int | None = None,
@@ -143,7 +145,10 @@ class FIDScorer(Scorer):
         self.network_spec = network
         self.reference = reference
         self.reference_params = dict(reference_params or {})
+        if crop not in ("center", "none"):
+            raise ValueError(f"crop {crop!r}; expected 'center' or 'none'")
         self.resize = resize
+        self.crop = crop
         self.size = size
         self.sqrtm = sqrtm
         self.bootstrap = bootstrap
@@ -161,7 +166,7 @@ class FIDScorer(Scorer):
     @property
     def preprocess(self) -> Preprocess:
         size = self.size or int(getattr(self.network, "image_size", 299))
-        return Preprocess(size=size, resize=self.resize)
+        return Preprocess(size=size, resize=self.resize, crop=self.crop == "center")
 
     def check_available(self) -> None:
         if self.reference is None:
@@ -192,9 +197,15 @@ class FIDScorer(Scorer):
         """Which published FID implementation this number corresponds to (network aside)."""
         if self.resize == "pytorch-fid":
             return "pytorch-fid / clean-fid legacy_pytorch preprocessing"
-        if getattr(self.network, "quantizes", False) or self.preprocess.clamp:
-            return "clean-fid 'clean' resize, then quantised/clamped (close to, not equal to, clean-fid)"
-        return "clean-fid 'clean' preprocessing (float, unquantised)"
+        pre = self.preprocess
+        if getattr(self.network, "clean_fid", False) and pre.clamp and pre.size == 299:
+            if pre.crop:
+                return ("clean-fid 'clean' (its TorchScript Inception on float input) after a centre crop: equal to "
+                        "clean-fid for square images; clean-fid resizes non-square images whole (crop: none)")
+            return "clean-fid 'clean' (its TorchScript Inception on float input): equal to clean-fid"
+        if getattr(self.network, "quantizes", False):
+            return "clean-fid 'clean' resize, then quantised to uint8 for the network (close to, not equal to, clean-fid)"
+        return "clean-fid 'clean' preprocessing (float, clipped, unquantised) with another network (close to clean-fid)"
 
     def score(self, images, metas):
         return list(network_features(self.network, self.preprocess(images)))

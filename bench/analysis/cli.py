@@ -215,8 +215,14 @@ def _sources(args, pipe):
     if args.iti_gen:
         from t2ibench.baselines.iti_gen import InclusiveTokens, encode_inclusive
 
+        from .switch import PAPER_HARD_PROMPTS
+
         tok = InclusiveTokens.load(args.iti_gen)
-        k = args.category
+        # --paper: the attribute's present category (FairQueue takes row 0 of CelebA's [positive, negative])
+        k = args.category if args.category is not None else (len(tok.categories) - 1 if args.paper else 0)
+        if args.paper and not hard_text and tok.tsa in PAPER_HARD_PROMPTS:
+            hard_text = PAPER_HARD_PROMPTS[tok.tsa]
+            tsa_words = tsa_words or hard_text.split()[-3:]
         if not 0 <= k < len(tok.categories):
             raise UserError(f"--category {k}: expected 0..{len(tok.categories) - 1} for {tok.categories}")
         encoded = encode_inclusive(pipe, [tok.base_prompt], [tok], [k])
@@ -244,17 +250,41 @@ def _sources(args, pipe):
     return PromptSource.hard(pipe.tokenizer, hard_text, tsa_words), inclusive
 
 
+#: the switch command's own defaults (tinyworld's setting), which ``--paper`` replaces
+SWITCH_DEFAULTS = {"steps": 25, "guidance": 5.0, "size": 64, "switch_step": 5, "count": "steps"}
+
+
+def apply_paper_preset(args) -> None:
+    """``--paper``: FairQueue's analysis setting (``switch.PAPER_SWITCH``) for every setting not
+    given on the command line (one still at the command's default)."""
+    from .switch import PAPER_SWITCH
+
+    if not args.paper:
+        return
+    for key, value in PAPER_SWITCH.items():
+        if getattr(args, key) == SWITCH_DEFAULTS[key]:
+            setattr(args, key, value)
+
+
 def cmd_switch(args) -> int:
+    import contextlib
+
+    import torch
+
     from .switch import switch_experiment, write_switch_outputs
 
+    apply_paper_preset(args)
     pipe = _load(args)
     hard, inclusive = _sources(args, pipe)
     out = _out(args, "switch")
-    res = switch_experiment(
-        pipe, hard, inclusive, args.switch_step, seeds=_csv_ints(args.seeds),
-        sweep=_csv_ints(args.sweep) if args.sweep else (), steps=args.steps, guidance=args.guidance,
-        height=args.size, width=args.size,
-    )
+    # FairQueue runs its fp32 pipeline under fp16 autocast on CUDA; elsewhere fp32 as loaded
+    on_cuda = args.paper and getattr(pipe, "device", torch.device("cpu")).type == "cuda"
+    with torch.autocast("cuda", dtype=torch.float16) if on_cuda else contextlib.nullcontext():
+        res = switch_experiment(
+            pipe, hard, inclusive, args.switch_step, seeds=_csv_ints(args.seeds),
+            sweep=_csv_ints(args.sweep) if args.sweep else (), steps=args.steps, guidance=args.guidance,
+            height=args.size, width=args.size, count=args.count,
+        )
     for w in write_switch_outputs(pipe, res, hard, inclusive, args.switch_step, out).values():
         print(f"t2ibench: wrote {w}")
     return 0
@@ -349,12 +379,19 @@ def add_commands(subparsers) -> None:
     s = sub.add_parser("switch", help="I2H / H2I prompt switching: grids, heatmaps, per-token statistics")
     _common(s)
     s.add_argument("--iti-gen", help="ITI-GEN tokens file (<tsa>.safetensors from `t2ibench itigen train`)")
-    s.add_argument("--category", type=int, default=0, help="category index of the ITI-GEN tokens (default 0)")
+    s.add_argument("--category", type=int, default=None,
+                   help="category index of the ITI-GEN tokens (default 0; with --paper the last, the attribute present)")
     s.add_argument("--hard", help="hard prompt (default with --iti-gen: '<base prompt> <category>')")
     s.add_argument("--tsa-word", help="the tSA word(s) of the hard prompt, comma-separated (default: the category)")
     s.add_argument("--inclusive", help="a text to use as the second prompt instead of ITI-GEN tokens")
     s.add_argument("--inclusive-tsa", help="tSA word(s) of --inclusive")
-    s.add_argument("--switch-step", type=int, default=5, help="switch at this step (default 5; FairQueue: 15 of 50)")
+    s.add_argument("--switch-step", type=int, default=5, help="switch at this step (default 5; FairQueue: UNet call 15 of 51)")
+    s.add_argument("--count", default="steps", choices=["steps", "calls"],
+                   help="what --switch-step counts: sampler steps (default) or UNet calls (FairQueue's analysis code)")
+    s.add_argument("--paper", action="store_true",
+                   help="FairQueue's analysis setting where not given: 50 steps, guidance 7.5, 512 px, switch at UNet "
+                   "call 15 (--count calls), its three-word hard prompts (Smiling, High_Cheekbones, Gray_Hair, Chubby), "
+                   "fp16 autocast on CUDA")
     s.add_argument("--sweep", help="also switch at these steps, comma-separated")
     s.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     s.set_defaults(func=cmd_switch)

@@ -7,10 +7,18 @@ Two prompts: the hard prompt ("a headshot of a person smiling", HPS) and the inc
 - I2H at step k: the reverse.
 
 The switch replaces the conditional half of ``prompt_embeds`` (SDXL: and ``add_text_embeds``)
-in diffusers' ``callback_on_step_end`` after step ``k-1``; the unconditional half (the empty
-negative prompt) is untouched. ``k = 0`` is the second prompt alone; ``k >= steps`` the first
-alone. Step indices count the sampler's steps from 0 (FairQueue's public code switches at step
-15 of 50).
+in diffusers' ``callback_on_step_end``; the unconditional half (the empty negative prompt) is
+untouched. ``k = 0`` is the second prompt alone; ``k`` at or past the end the first alone.
+``count`` says what ``k`` counts:
+
+- ``"steps"`` (default): sampler steps (``t2ibench.attention.steps``; PNDM's repeated second
+  timestep belongs to step 0), as every method's step window does.
+- ``"calls"``: UNet calls, as FairQueue's analysis code does (``Analysis_Code/
+  pipeline_stable_diffusion.py:696-716``: ``for i, t in enumerate(timesteps)``, the first prompt
+  while ``i < step_start_switch``; 15 of the 51 calls of 50 PNDM steps).
+
+Maps and statistics are per sampler step either way; a step is attributed to the prompt of its
+last UNet call (with ``count="calls"`` and ``k = 1`` PNDM's step 0 mixes both prompts).
 
 Per step, the maps of the prompt active at that step are characterised token by token with
 :func:`t2ibench.analysis.stats.map_statistics`; ``share`` is the token's share of all attention
@@ -29,6 +37,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
+from ..attention.steps import sampler_steps
 from ..errors import UserError
 from .maps import TokenMaps, capture_maps
 from .stats import map_statistics
@@ -82,6 +91,44 @@ def _groups(pipe: Any, source: PromptSource) -> dict[int, str]:
     return out
 
 
+COUNTS = ("steps", "calls")
+
+#: FairQueue's analysis setting (``Analysis_Code/cros_attn_analysis.py``): 50 PNDM steps of SD 1.4's
+#: default scheduler (51 UNet calls, lines 83-85, 113), the pipeline's default guidance 7.5 (no
+#: ``guidance_scale`` passed), the switch at UNet call 15 (line 27; ``pipeline_stable_diffusion.py:
+#: 696-716``), fp16 autocast on CUDA (lines 89, 110), 512 px (SD 1.4's default size)
+PAPER_SWITCH = {"steps": 50, "guidance": 7.5, "size": 512, "switch_step": 15, "count": "calls"}
+#: FairQueue's hard prompts (``cros_attn_analysis.py:55-58``); the tSA words are the last three
+#: (its ``vocabulary`` S0-S2, lines 70-73)
+PAPER_HARD_PROMPTS = {
+    "Smiling": "A headshot of a person smiling beaming grinning",
+    "High_Cheekbones": "A headshot of a person high cheek bones",
+    "Gray_Hair": "A headshot of a person with gray hair",
+    "Chubby": "A headshot of a person chubby fleshy obese",
+}
+
+
+def _switch_after(schedule: Sequence[Any], switch_step: int, count: str) -> int | None:
+    """The UNet call after which the second prompt takes over (None: never), and so the calls
+    ``0 .. that`` use the first prompt; ``schedule``: one timestep per UNet call."""
+    n_calls = len(schedule)
+    if count == "calls":
+        return switch_step - 1 if 0 < switch_step < n_calls else None
+    step_of = sampler_steps(schedule)
+    starts = [c for c in range(1, n_calls) if step_of[c] == switch_step and step_of[c - 1] < switch_step]
+    return starts[0] - 1 if starts and switch_step > 0 else None
+
+
+def first_prompt_steps(schedule: Sequence[Any], switch_step: int, count: str) -> set[int]:
+    """Sampler steps whose last UNet call used the first prompt."""
+    if switch_step <= 0:
+        return set()
+    last = _switch_after(schedule, switch_step, count)
+    step_of = sampler_steps(schedule)
+    last_call = {s: c for c, s in enumerate(step_of)}
+    return {s for s, c in last_call.items() if last is None or c <= last}
+
+
 def switched_call(
     pipe: Any,
     first: PromptSource,
@@ -93,18 +140,25 @@ def switched_call(
     guidance: float = 5.0,
     height: int = 64,
     width: int = 64,
+    count: str = "steps",
 ) -> TokenMaps:
-    """One image with ``first`` for steps < ``switch_step`` and ``second`` after; maps captured.
+    """One image with ``first`` before ``switch_step`` (sampler steps or UNet calls, ``count``)
+    and ``second`` after; maps captured.
 
-    The returned ``TokenMaps.prompt`` is ``first.text``; use :func:`switch_statistics` for
-    per-step token labels of the active prompt.
+    The returned ``TokenMaps.prompt`` is ``first.text``; ``meta["first_steps"]`` lists the sampler
+    steps attributed to ``first``; use :func:`switch_statistics` for per-step token labels.
     """
+    if count not in COUNTS:
+        raise UserError(f"switch count {count!r}; expected one of {', '.join(COUNTS)}")
     e1, e2 = first.encoded(pipe), second.encoded(pipe)
     start = e2 if switch_step <= 0 else e1
     sdxl = getattr(pipe, "text_encoder_2", None) is not None
+    schedule: list[float] = []
 
     def swap(p: Any, i: int, t: Any, kw: dict) -> dict:
-        if i + 1 == switch_step and switch_step < steps:
+        if not schedule:
+            schedule.extend(float(x) for x in p.scheduler.timesteps)
+        if i == _switch_after(schedule, switch_step, count):
             pe = kw["prompt_embeds"].clone()
             n = e2.prompt_embeds.shape[0]
             pe[-n:] = e2.prompt_embeds.to(pe.dtype)
@@ -120,11 +174,18 @@ def switched_call(
         pipe, first.text if switch_step > 0 else second.text, seed, steps=steps, guidance=guidance,
         height=height, width=width, prompt_embeds=start, callback=swap, tensor_inputs=tensors,
     )
-    maps.meta.update(first=first.label, second=second.label, switch_step=switch_step)
+    if not schedule:  # the callback never ran (no step): the schedule of this call all the same
+        schedule.extend(float(x) for x in pipe.scheduler.timesteps)
+    maps.meta.update(first=first.label, second=second.label, switch_step=switch_step, count=count, schedule=list(schedule),
+                     first_steps=sorted(first_prompt_steps(schedule, switch_step, count)))
     return maps
 
 
-def active_source(first: PromptSource, second: PromptSource, switch_step: int, step: int) -> PromptSource:
+def active_source(first: PromptSource, second: PromptSource, switch_step: int, step: int,
+                  first_steps: Iterable[int] | None = None) -> PromptSource:
+    """The prompt of ``step``: in ``first_steps`` when given (``TokenMaps.meta``), else step < switch_step."""
+    if first_steps is not None:
+        return first if step in set(first_steps) else second
     return first if step < switch_step else second
 
 
@@ -142,8 +203,9 @@ def switch_statistics(
     early_until = switch_step if early_until is None else early_until
     cache: dict[str, tuple[dict[int, str], dict[int, str]]] = {}
     rows = []
+    first_steps = maps.meta.get("first_steps")
     for step in maps.steps():
-        src = active_source(first, second, switch_step, step)
+        src = active_source(first, second, switch_step, step, first_steps)
         if src.label not in cache:
             cache[src.label] = (_names(pipe, src), _groups(pipe, src))
         names, groups = cache[src.label]
@@ -181,31 +243,37 @@ def switch_experiment(
     guidance: float = 5.0,
     height: int = 64,
     width: int = 64,
+    count: str = "steps",
 ) -> SwitchResult:
-    """Hard alone, inclusive alone, H2I and I2H at ``switch_step`` and at every ``sweep`` step.
+    """Hard alone, inclusive alone, H2I and I2H at ``switch_step`` and at every ``sweep`` step
+    (sampler steps or UNet calls: ``count``).
 
     Condition labels: ``hard``, ``inclusive``, ``H2I@k``, ``I2H@k``. Statistics rows carry
     ``condition`` and ``seed``; the phase split for the single prompts is at ``switch_step``.
     """
-    if not 0 <= switch_step <= steps:
-        raise UserError(f"switch step: {switch_step}; expected 0..{steps}")
+    top = steps + 1 if count == "calls" else steps  # PNDM: one UNet call more than steps
+    if not 0 <= switch_step <= top:
+        raise UserError(f"switch step: {switch_step}; expected 0..{top}")
     conds: list[tuple[str, PromptSource, PromptSource, int]] = [
         (hard.label, hard, hard, steps), (inclusive.label, inclusive, inclusive, steps),
     ]
     for k in dict.fromkeys([switch_step, *sweep]):
-        if not 0 <= k <= steps:
-            raise UserError(f"sweep step: {k}; expected 0..{steps}")
+        if not 0 <= k <= top:
+            raise UserError(f"sweep step: {k}; expected 0..{top}")
         conds += [(f"H2I@{k}", hard, inclusive, k), (f"I2H@{k}", inclusive, hard, k)]
     images: dict[str, list[Any]] = {}
     all_maps: dict[str, list[TokenMaps]] = {}
     rows: list[dict[str, Any]] = []
     for label, a, b, k in conds:
         for seed in seeds:
-            tm = switched_call(pipe, a, b, k, seed, steps=steps, guidance=guidance, height=height, width=width)
+            tm = switched_call(pipe, a, b, k, seed, steps=steps, guidance=guidance, height=height, width=width,
+                               count=count)
             images.setdefault(label, []).append(tm.image)
             all_maps.setdefault(label, []).append(tm)
+            # early phase: the steps before the switch (for a single prompt: before ``switch_step``)
+            early = first_prompt_steps(tm.meta["schedule"], switch_step if k >= steps else k, count)
             rows += switch_statistics(
-                pipe, tm, a, b, k, early_until=switch_step if k >= steps else k,
+                pipe, tm, a, b, k, early_until=len(early),
                 extra={"condition": label, "seed": seed},
             )
     return SwitchResult(images, all_maps, rows)
@@ -235,7 +303,8 @@ def write_switch_outputs(
         first = hard if c.startswith("H2I") or c == hard.label else inclusive
         second = inclusive if c.startswith("H2I") or c == inclusive.label else hard
         panels: dict[str, torch.Tensor] = {}
-        for phase, rng, src in (("early", range(0, k), first), ("late", range(k, tm.num_steps + 1), second)):
+        early = set(tm.meta.get("first_steps", range(k)))
+        for phase, rng, src in (("early", sorted(early), first), ("late", [s for s in tm.steps() if s not in early], second)):
             chosen = [s for s in rng if s in tm.per_step]
             if not chosen:
                 continue

@@ -107,3 +107,31 @@ def test_suite_vae_key_replaces_the_vae(saved, tmp_path):
     suite.write_text(suite.read_text().replace(str(vae_dir), str(tmp_path / "missing")))
     assert run_cli("generate", suite, "--out", tmp_path / "r3", "--device", "cpu", "--quiet") == 2
     assert not (tmp_path / "r3").exists()  # reported before anything is written
+
+
+def test_suite_precision_key_chooses_the_dtype_and_the_flag_overrides_it(tmp_path, monkeypatch):
+    """``precision`` in the suite (fairness-sd14: fp32, as the references' ``--precision full``)
+    reaches the pipeline loader; ``generate --precision`` overrides it; ``auto`` leaves the
+    suite's hash as it was without the key."""
+    import t2ibench.models as models
+    from t2ibench.runner import generate
+    from t2ibench.suite import parse_suite
+
+    seen: list[str] = []
+    real = models.load_pipeline
+
+    def spy(name, device=None, precision="auto", vae=None):
+        seen.append(precision)
+        return real(name, device=device, precision=precision, vae=vae)
+
+    monkeypatch.setattr(models, "load_pipeline", spy)
+    data = {"name": "p", "model": "tiny-sd", "sampler": {"steps": 1, "height": 32, "width": 32},
+            "prompt_sets": [{"name": "a", "dataset": "prompts", "params": {"prompts": ["a red cat"]}}],
+            "methods": [{"name": "sd"}]}
+    suite = parse_suite({**data, "precision": "bf16"}, "suite")
+    generate(suite, tmp_path / "a", device="cpu", progress=False)
+    generate(suite, tmp_path / "b", device="cpu", precision="fp32", progress=False)
+    assert seen == ["bf16", "fp32"]
+    assert parse_suite({**data, "precision": "auto"}, "suite").hash == parse_suite(data, "suite").hash != suite.hash
+    with pytest.raises(Exception, match="precision"):
+        parse_suite({**data, "precision": "fp8"}, "suite")

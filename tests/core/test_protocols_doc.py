@@ -1,7 +1,8 @@
 """docs/protocols.md's check column against the shipped paper suites and the code's defaults.
 
-Every table row of the protocols document with a check cell ``SUITE: PATH = VALUE`` or
-``default: module:Object.param = VALUE`` must hold; the document cannot drift from the code.
+Every table row of the protocols document with a check cell of one or more ``SUITE: PATH = VALUE``
+or ``default: module:Object.param = VALUE`` checks must hold; the document cannot drift from the
+code.
 """
 
 from __future__ import annotations
@@ -17,14 +18,17 @@ import yaml
 from t2ibench.suite import shipped_suites
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocols.md"
-CHECK = re.compile(r"`(?P<where>[\w.-]+|default): (?P<path>[^`=]+?) = (?P<value>[^`]+)`\s*\|\s*$")
+CHECK = re.compile(r"`(?P<where>[\w.-]+|default): (?P<path>[^`=]+?) = (?P<value>[^`]+)`")
 
 
 def checks() -> list[tuple[str, str, str]]:
+    """Every check of every row's last cell (a cell may hold several, separated by ``;``)."""
     rows = []
     for line in DOC.read_text().splitlines():
-        if line.startswith("|") and (m := CHECK.search(line)):
-            rows.append((m["where"], m["path"].strip(), m["value"].strip()))
+        if not line.startswith("|"):
+            continue
+        last = line.rstrip().rstrip("|").rsplit(" | ", 1)[-1]
+        rows += [(m["where"], m["path"].strip(), m["value"].strip()) for m in CHECK.finditer(last)]
     return rows
 
 
@@ -65,6 +69,7 @@ def test_protocol_row_holds(where, path, value):
     else:
         suite = yaml.safe_load(Path(shipped_suites()[where]).read_text())
         got = resolve(suite, path)
+    got = list(got) if isinstance(got, tuple) else got  # a tuple default reads as a YAML list
     assert got == expected, f"{where}: {path} is {got!r}; docs/protocols.md says {value}"
 
 
@@ -72,9 +77,17 @@ def test_attribute_class_prompts_follow_iti_gen_evaluation_wording():
     from t2ibench.datasets.attributes import load_attribute_prompts
     from t2ibench.errors import UserError
 
-    (item,) = load_attribute_prompts({"tsas": ["Eyeglasses"]})
-    # ITI-GEN README: --class-list 'a headshot of a person wearing eyeglasses' 'a headshot of a person'
-    assert all(p.startswith("a headshot of a person") for p in item.meta["class_prompts"])
+    # ITI-GEN README.md:260: --class-list 'a headshot of a person wearing eyeglasses' 'a headshot of a person'
+    # (categories here are [absent, present]); the shipped paper suite uses that style
+    (item,) = load_attribute_prompts({"tsas": ["Eyeglasses"], "class_prompts": "iti-gen"})
+    assert item.meta["class_prompts"] == ["a headshot of a person", "a headshot of a person wearing eyeglasses"]
+    smiling, male = load_attribute_prompts({"tsas": ["Smiling", "Male"], "class_prompts": "iti-gen"})
+    assert smiling.meta["class_prompts"] == ["a headshot of a person", "a headshot of a person smiling"]
+    assert male.meta["class_prompts"] == ["a headshot of a woman", "a headshot of a man"]  # both categories affirmative
+    suite = yaml.safe_load(Path(shipped_suites()["fairness-sd14"]).read_text())
+    assert resolve(suite, "prompt_sets[celeba].params.class_prompts") == "iti-gen"
+    (headshot,) = load_attribute_prompts({"tsas": ["Smiling"]})
+    assert headshot.meta["class_prompts"] == ["a headshot of a person not smiling", "a headshot of a person smiling"]
     (photo,) = load_attribute_prompts({"tsas": ["Eyeglasses"], "class_prompts": "photo"})
     assert photo.meta["class_prompts"] == ["a photo of a person without eyeglasses", "a photo of a person with eyeglasses"]
     with pytest.raises(UserError, match="class_prompts"):

@@ -219,9 +219,50 @@ def test_structured_diffusion_preprocesses_and_keeps_multi_word_phrases_only():
 
 
 @torch.no_grad()
-def test_conjunction_mode_keys_from_each_sequence_values_from_one(sd_pipe):
-    """attention.py multi_qkv with k = [full, aligned NP_i …], v = [all NPs aligned into one]:
-    out = mean_k softmax(q k_kᵀ) · v."""
+def _reference_single_align(main_seq, seqs, spans, dim=1):
+    """Transcription of Structured-Diffusion-Guidance ``scripts/txt2img_demo.py:148-156``: writes
+    into ``main_seq`` through a transposed view (in place)."""
+    main_seq = main_seq.transpose(0, dim)
+    for seq, span in zip(seqs, spans):
+        seq = seq.transpose(0, dim)
+        start, end = span[0] + 1, span[1] + 1
+        main_seq[start:end] = seq[1 : 1 + end - start]
+    return main_seq.transpose(0, dim)
+
+
+def _reference_multi_align(main_seq, seq, span, dim=1):
+    """Transcription of ``txt2img_demo.py:159-167``."""
+    seq = seq.transpose(0, dim)
+    main_seq = main_seq.transpose(0, dim)
+    start, end = span[0] + 1, span[1] + 1
+    main_seq[start:end] = seq[1 : 1 + end - start]
+    return main_seq.transpose(0, dim)
+
+
+def _reference_align_sequence(main_seq, seqs, spans, dim=1, single=False):
+    """Transcription of ``txt2img_demo.py:170-177``."""
+    if single:
+        return [_reference_single_align(main_seq, seqs, spans, dim=dim)]
+    return [_reference_multi_align(main_seq.clone(), seq, span, dim=dim) for seq, span in zip(seqs, spans)]
+
+
+def test_reference_conjunction_first_key_is_the_single_aligned_sequence():
+    """On toy tensors, the reference's ``k_c = [c[0]] + align_sequence(...)`` followed by
+    ``v_c = align_sequence(..., single=True)`` (``txt2img_demo.py:446-450``) leaves k_c[0] equal to
+    v_c[0]: the in-place write reaches the tensor k_c already holds."""
+    c = [torch.zeros(1, 6, 2), torch.ones(1, 6, 2), 2 * torch.ones(1, 6, 2)]
+    spans = [(0, 2), (3, 4)]
+    k_c = [c[0]] + _reference_align_sequence(c[0], c[1:], spans)
+    v_c = _reference_align_sequence(c[0], c[1:], spans, single=True)
+    assert torch.equal(k_c[0], v_c[0]) and k_c[0].tolist()[0] == [[0, 0], [1, 1], [1, 1], [0, 0], [2, 2], [0, 0]]
+    assert k_c[1].tolist()[0] == [[0, 0], [1, 1], [1, 1], [0, 0], [0, 0], [0, 0]]  # clones: one phrase each
+    assert k_c[2].tolist()[0] == [[0, 0], [0, 0], [0, 0], [0, 0], [2, 2], [0, 0]]
+
+
+def test_conjunction_mode_keys_and_values_as_the_reference_computes_them(sd_pipe):
+    """Keys and values from the transcribed reference operations on the pipeline's own encodings of
+    the full prompt and of each noun phrase; then ``attention.py`` ``multi_qkv`` with 3 keys and 1
+    value: out = sum_k softmax(q k_kᵀ) · v / 3."""
     from t2ibench.attention import AttentionController
     from t2ibench.baselines.structured_diffusion import StructuredDiffusion
 
@@ -230,19 +271,28 @@ def test_conjunction_mode_keys_from_each_sequence_values_from_one(sd_pipe):
     text = "a red car and a white sheep"
     m = StructuredDiffusion.build({"mode": "conjunction"})
     m.pipeline_kwargs(sd_pipe, text_jobs([text]), [text], SAMPLER)
-    seqs = m.last_value_sequences[0]
-    assert len(seqs) == 3
-    # the single value sequence: tokens 1-3 from "a red car" alone, 5-7 from "a white sheep" alone
-    single = seqs[0].clone()
-    single[1:4], single[5:8] = seqs[1][1:4], seqs[2][5:8]
-    torch.testing.assert_close(m._values[0], single)
+
+    def encode(prompt: str) -> torch.Tensor:
+        ids = sd_pipe.tokenizer(prompt, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
+        with torch.no_grad():
+            return sd_pipe.text_encoder(ids)[0]
+
+    c = [encode(p) for p in (text, "a red car", "a white sheep")]
+    spans = [(0, 3), (4, 7)]  # word spans of the two noun phrases (one token per word here)
+    k_c = [c[0]] + _reference_align_sequence(c[0], c[1:], spans)
+    v_c = _reference_align_sequence(c[0], c[1:], spans, single=True)
+    assert len(m._keys) == 3
+    for mine, ref in zip(m._keys, k_c):
+        torch.testing.assert_close(mine[0], ref[0])
+    torch.testing.assert_close(m._values[0], v_c[0][0])
+    assert not torch.allclose(m._keys[0][0], encode(text)[0])  # the first key is not the full prompt
     name, attn = cross_layer(sd_pipe)
     controls = [c for c in m.controls(sd_pipe, text_jobs([text]), SAMPLER)]
-    for c in controls:
-        c.layers_spec, c.selector = [name], None
+    for ctl_ in controls:
+        ctl_.layers_spec, ctl_.selector = [name], None
     g = torch.Generator().manual_seed(0)
     hs = torch.randn(2, 64, attn.to_q.in_features, generator=g)
-    ehs = torch.cat([torch.randn(1, 77, attn.to_k.in_features, generator=g), seqs[0][None]])
+    ehs = torch.cat([torch.randn(1, 77, attn.to_k.in_features, generator=g), encode(text)])
     ctl = AttentionController(sd_pipe, controls)
     ctl.begin(10, 64, 64, cfg=True)
     with ctl.installed():
@@ -254,9 +304,9 @@ def test_conjunction_mode_keys_from_each_sequence_values_from_one(sd_pipe):
         return x.view(1, -1, h, d).transpose(1, 2)
 
     q = heads(attn.to_q(hs[1:]))
-    v = heads(attn.to_v(single[None]))
-    p = torch.stack([(q @ heads(attn.to_k(s[None])).transpose(-1, -2) * attn.scale).softmax(-1) for s in seqs]).mean(0)
-    expected = attn.to_out[0]((p @ v).transpose(1, 2).reshape(1, 64, -1))
+    v = heads(attn.to_v(v_c[0]))
+    p = [(q @ heads(attn.to_k(k)).transpose(-1, -2) * attn.scale).softmax(-1) for k in k_c]
+    expected = attn.to_out[0]((sum(pk @ v for pk in p) / (len(k_c) * len(v_c))).transpose(1, 2).reshape(1, 64, -1))
     torch.testing.assert_close(out[1:], expected, rtol=1e-4, atol=1e-5)
 
 

@@ -131,3 +131,27 @@ def test_scorer_groups_by_tsa_and_reports_accuracy(monkeypatch):
     assert s.applies(metas[0]) and not s.applies({"prompt_meta": {"category": "color"}})
     # accuracy on labelled references
     assert classifier_accuracy(clf, images[:6], [1, 1, 1, 1, 1, 1], smile) == pytest.approx(5 / 6)
+
+
+def test_plugin_estimator_reports_the_papers_fd_and_kl():
+    """``estimator: plugin``: the column value is ITI-GEN's KL (scipy.stats.entropy(p_hat, uniform),
+    evaluation.py:106-113) and FairQueue's FD (||p_hat - uniform||_2), and the conventions say so."""
+    import scipy.stats
+
+    table = [[0.0, 1.0]] * 4 + [[1.0, 0.0]] + [[0.0, 1.0]]
+    clf = _classifier_from_table(table)
+    smile = {"tsa": "Smiling", "categories": ["not smiling", "smiling"], "class_prompts": ["a", "b"]}
+    metas = [{"prompt_meta": smile, "prompt_id": "Smiling", "index": i} for i in range(6)]
+    s = FairnessScorer(_classifier=clf, estimator="plugin", bootstrap=50)
+    agg = s.aggregate(s.score(_coded_images(6), metas), metas)
+    p = np.array([1 / 6, 5 / 6])
+    assert agg["fd:Smiling"]["value"] == pytest.approx(np.linalg.norm(p - 0.5), abs=1e-12)
+    assert agg["kl:Smiling"]["value"] == pytest.approx(scipy.stats.entropy(p, [0.5, 0.5]), abs=1e-12)
+    lo, hi = agg["fd:Smiling"]["ci"]
+    assert lo <= agg["fd:Smiling"]["value"] <= hi
+    assert s.conventions()["estimate"].startswith("plug-in")
+    assert FairnessScorer(_classifier=clf).conventions()["estimate"].startswith("bias-corrected")
+    samples = s.column_samples(s.score(_coded_images(6), metas), metas)
+    assert samples["fd:Smiling"].stat(np.arange(6)[None])[0] == pytest.approx(np.linalg.norm(p - 0.5))
+    with pytest.raises(ValueError, match="estimator"):
+        FairnessScorer(_classifier=clf, estimator="unbiased")

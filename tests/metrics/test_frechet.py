@@ -116,11 +116,11 @@ def test_preprocess_resizes_and_crops():
         torch.from_numpy(crop.copy()).permute(2, 0, 1)[None].float(), size=(16, 16), mode="bilinear", align_corners=False
     ) / 255
     assert torch.allclose(Preprocess(16, "pytorch-fid")([img]), expect, atol=1e-6)
-    # clean path = PIL bicubic per channel in float mode, neither clamped nor quantised (clean-fid's
+    # clean path = PIL bicubic per channel in float mode, clipped, not quantised (clean-fid's
     # make_resizer("PIL", quantize_after=False, "bicubic"))
     ch = np.asarray(Image.fromarray(crop[:, :, 1].astype(np.float32), mode="F").resize((16, 16), Image.BICUBIC))
-    assert np.allclose(Preprocess(16, "clean")([img])[0, 1].numpy(), ch / 255, atol=1e-6)
-    assert np.allclose(Preprocess(16, "clean", clamp=True)([img])[0, 1].numpy(), np.clip(ch, 0, 255) / 255, atol=1e-6)
+    assert np.allclose(Preprocess(16, "clean")([img])[0, 1].numpy(), np.clip(ch, 0, 255) / 255, atol=1e-6)
+    assert np.allclose(Preprocess(16, "clean", clamp=False)([img])[0, 1].numpy(), ch / 255, atol=1e-6)
     # same size: untouched
     sq = Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
     assert torch.allclose(Preprocess(16, "clean")([sq])[0], torch.from_numpy(np.array(sq)).permute(2, 0, 1).float() / 255)
@@ -128,7 +128,7 @@ def test_preprocess_resizes_and_crops():
 
 def test_fid_preprocessing_labels_match_what_the_code_does():
     """The labels name the implementation each mode reproduces: "clean" keeps clean-fid's floats
-    (no uint8 rounding, bicubic overshoot kept); "pytorch-fid" is pytorch-fid's bilinear resize,
+    (no uint8 rounding; ``clamp=False`` keeps the bicubic overshoot clean-fid clips); "pytorch-fid" is pytorch-fid's bilinear resize,
     which is far from torchmetrics' (torch-fidelity's TF1-style resize of uint8 input)."""
     def tf1_bilinear(a: np.ndarray, out: int) -> np.ndarray:
         """TF1's legacy bilinear resize (align_corners=False, no half-pixel offset: source = dest * in/out),
@@ -144,10 +144,10 @@ def test_fid_preprocessing_labels_match_what_the_code_does():
 
     rng = np.random.default_rng(3)
     img = Image.fromarray((rng.integers(0, 2, (24, 24, 3)) * 255).astype(np.uint8))  # hard edges: overshoot
-    clean = Preprocess(61, "clean")([img]) * 255
+    clean = Preprocess(61, "clean", clamp=False)([img]) * 255
     assert not torch.allclose(clean, clean.round(), atol=1e-3)  # not quantised
-    assert float(clean.min()) < 0 or float(clean.max()) > 255  # not clamped
-    assert "not clamped or quantised" in Preprocess(61, "clean").describe()
+    assert float(clean.min()) < 0 or float(clean.max()) > 255  # not clipped
+    assert "not clipped" in Preprocess(61, "clean", clamp=False).describe()
     legacy = (Preprocess(61, "pytorch-fid")([img]) * 255)[0].permute(1, 2, 0).numpy()
     tm = tf1_bilinear(np.asarray(img).astype(np.float64), 61)
     assert float(np.abs(legacy - tm).mean()) > 5  # tens of grey levels apart on edges
