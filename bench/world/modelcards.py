@@ -47,9 +47,16 @@ def _facts(train: Mapping[str, Any], key: str) -> str:
     return "\n".join(f"- {k}: {v}" for k, v in t.items())
 
 
+def _fine_tunes(train: Mapping[str, Any], stages: Mapping[str, str]) -> str:
+    """Sections for the fine-tunes (``<stage>_fine_tune`` records) that ``train`` holds; "" if none."""
+    return "".join(f"\n\n### {title}\n{_facts(train, key)}" for key, title in stages.items() if train.get(key))
+
+
 def _pipeline(train: Mapping[str, Any], figures: Mapping[str, Any]) -> str:
     text = _block("pipeline", training_clip=_facts(train, "clip"), training_vae=_facts(train, "vae"),
-                  training_vae_decoder=_facts(train, "vae_decoder"), training_unet=_facts(train, "unet"))
+                  training_vae_decoder=_facts(train, "vae_decoder"), training_unet=_facts(train, "unet"),
+                  fine_tunes=_fine_tunes(train, {"clip_fine_tune": "text encoder fine-tuning (with the CLIP)",
+                                                 "unet_fine_tune": "UNet fine-tuning"}))
     v = figures.get("vae") or {}
     if v:
         text += _block("pipeline-vae", figures=_table({
@@ -85,7 +92,8 @@ def _pipeline(train: Mapping[str, Any], figures: Mapping[str, Any]) -> str:
 
 
 def _clip(train: Mapping[str, Any], figures: Mapping[str, Any]) -> str:
-    text = _block("clip", training=_facts(train, "clip"))
+    text = _block("clip", training=_facts(train, "clip"),
+                  fine_tunes=_fine_tunes(train, {"clip_fine_tune": "Fine-tuning"}))
     c = figures.get("clip") or {}
     if c:
         text += _block("clip-figures", n_per_category=c.get("n_per_category"),

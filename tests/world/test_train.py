@@ -79,6 +79,7 @@ def test_fine_tunes_start_from_the_given_models_and_replace_the_text_encoder(tra
 
     _, out, kw, _ = trained
     kw = {**kw, "work": str(tmp_path / "work")}
+    before = json.loads((out / "training.json").read_text())
     te_file = out / "pipeline" / "text_encoder" / "model.safetensors"
     old_te = load_file(str(te_file))
     info = train(TrainConfig(stage="clip", steps=1, lr=1e-9, init_from=str(out / "clip"), token_loss=1.0,
@@ -87,7 +88,9 @@ def test_fine_tunes_start_from_the_given_models_and_replace_the_text_encoder(tra
     new_te = load_file(str(te_file))
     # a fine-tune at lr ~0 keeps the starting weights: fp16 round trip of the same numbers
     assert all(torch.equal(old_te[k], new_te[k]) for k in old_te)
-    meta = json.loads((out / "training.json").read_text())["clip"]
+    meta = json.loads((out / "training.json").read_text())
+    assert meta["clip"] == before["clip"]  # the training from scratch keeps its record
+    meta = meta["clip_fine_tune"]
     assert meta["fine_tuned_from"] == str(out / "clip") and "token_objective" in meta
     assert "tok_own=" in (tmp_path / "work" / "clip" / "log.txt").read_text()
     old_unet = load_file(str(out / "pipeline" / "unet" / "diffusion_pytorch_model.safetensors"))
@@ -100,7 +103,9 @@ def test_fine_tunes_start_from_the_given_models_and_replace_the_text_encoder(tra
     blob = torch.load(cache, weights_only=True)
     families = blob["families"]
     assert families.count("face") == 3 and sum(len(lab.get("objects", [])) == 2 for lab in blob["labels"]) >= 4
-    meta = json.loads((out / "training.json").read_text())["unet"]
+    meta = json.loads((out / "training.json").read_text())
+    assert meta["unet"] == before["unet"]
+    meta = meta["unet_fine_tune"]
     assert "40% two-object scenes" in meta["data"] and "shuffled order" in meta["data"]
 
 

@@ -107,7 +107,7 @@ def train_clip(cfg: ResolvedConfig) -> dict[str, Any]:
                                        "share in later objects' words (train/token_loss.py)")
         if cfg.freeze_text:
             info["text_tower_frozen_from_step"] = frozen_at[0]
-        training_meta(out, "clip", info)
+        training_meta(out, "clip_fine_tune" if cfg.init_from else "clip", info)
         log.info(f"clip: exported step {step} to {out}/clip (+ pipeline/text_encoder unless a UNet is trained)")
 
     frozen_at: list[int | None] = [None]

@@ -191,7 +191,7 @@ def train_unet(cfg: ResolvedConfig) -> dict[str, Any]:
 
     def export(step: int, elapsed: float) -> None:
         export_pipeline(unet, ema, out, tok, cfg)
-        training_meta(out, "unet", {"steps": step, "batch": cfg.batch, "lr": cfg.lr, "seed": cfg.seed,
+        training_meta(out, "unet_fine_tune" if cfg.init_from else "unet", {"steps": step, "batch": cfg.batch, "lr": cfg.lr, "seed": cfg.seed,
                                      "wall_time_s": round(elapsed), "device": cfg.device,
                                      "ema_decay": cfg.ema, "cfg_dropout": cfg.cfg_dropout,
                                      "lr_schedule": (f"constant after 200 warm-up steps, linear decay to 0 over "
