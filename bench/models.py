@@ -159,7 +159,10 @@ def load_pipeline(name: str, device: str | None = None, precision: str = "auto",
         if getattr(pipe, "safety_checker", None) is not None:
             # The checker blanks images it flags; a benchmark scores what the model made.
             pipe.safety_checker = None
-    pipe.to(device=device, dtype=dtype)
+    if name in TINY_MODELS:
+        pipe.to(device=device, dtype=dtype)  # built in code in float32
+    else:
+        pipe.to(device)  # loaded in its dtype: casting with to() again makes diffusers warn on every load
     if family == "sdxl" and dtype == torch.float16 and not vae:
         # the model's own SDXL VAE overflows in fp16: the pipeline upcasts it for the decode
         pipe.vae.register_to_config(force_upcast=True)

@@ -135,3 +135,24 @@ def test_suite_precision_key_chooses_the_dtype_and_the_flag_overrides_it(tmp_pat
     assert parse_suite({**data, "precision": "auto"}, "suite").hash == parse_suite(data, "suite").hash != suite.hash
     with pytest.raises(Exception, match="precision"):
         parse_suite({**data, "precision": "fp8"}, "suite")
+
+
+@pytest.mark.parametrize("precision,dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16)])
+def test_saved_pipeline_loads_in_its_dtype_without_a_cast(saved, precision, dtype):
+    """from_pretrained loads every module in the dtype; a second cast with to() would make diffusers
+    warn ("Casting directly with `to()`") on every run."""
+    import logging
+
+    from t2ibench.models import load_pipeline
+
+    messages: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())
+    diffusers_logger = logging.getLogger("diffusers")
+    diffusers_logger.addHandler(handler)
+    try:
+        pipe = load_pipeline(str(saved[0]["sd"]), device="cpu", precision=precision)
+    finally:
+        diffusers_logger.removeHandler(handler)
+    assert {pipe.unet.dtype, pipe.vae.dtype, pipe.text_encoder.dtype} == {dtype}
+    assert not [m for m in messages if "Casting directly" in m]
