@@ -13,10 +13,11 @@ recomputed from the score cache without the model::
 its parent questions hold). An unanswered question (None: the backend does not answer that kind)
 counts nowhere.
 
-Columns (``higher is better``): ``accuracy:<category>`` (DSG) and ``strict:<category>``: right
-answers / answered questions of that category, pooled over the images; ``accuracy:all`` and
-``strict:all``: the mean over images of each image's share of right answers (TIFA's and DSG's
-per-image score); ``all-correct``: the share of images whose answered questions are all right.
+Columns (``higher is better``; named apart from the ``alignment`` scorer's ``accuracy:*`` so both
+fit one table): ``vqa:<category>`` (DSG) and ``vqa-strict:<category>``: right answers / answered
+questions of that category, pooled over the images; ``vqa:all`` and ``vqa-strict:all``: the mean
+over images of each image's share of right answers (DSG's and TIFA's per-image score);
+``vqa-all-correct``: the share of images whose answered questions are all right.
 Intervals: 95 % percentile bootstrap over images; paired deltas resample the same images.
 """
 
@@ -143,7 +144,7 @@ class VQAAlignmentScorer(Scorer):
     def conventions(self) -> dict[str, Any]:
         return {"questions": f"{QUESTIONS_VERSION} (docs/protocols.md: questions from a prompt)",
                 "backend": self.backend.name, **self.backend.conventions(),
-                "score": "accuracy = DSG (a question holds only where its parents hold); strict = the answer alone",
+                "score": "vqa = DSG (a question holds only where its parents hold); vqa-strict = the answer alone",
                 "interval": f"95% bootstrap over images ({self.bootstrap})"}
 
     def applies(self, meta: Mapping[str, Any]) -> bool:
@@ -167,29 +168,29 @@ class VQAAlignmentScorer(Scorer):
 
     def aggregate(self, values, metas):
         out: dict[str, dict[str, Any]] = {}
-        for key, prefix in (("dependent", "accuracy"), ("verdicts", "strict")):
+        for key, prefix in (("dependent", "vqa"), ("verdicts", "vqa-strict")):
             by, share = _per_image(values, key)
             for cat in _ordered(by):
                 _, right, asked = by[cat]
                 out[f"{prefix}:{cat}"] = _ratio_entry(right, asked, self.bootstrap)
             out[f"{prefix}:all"] = {**mean_ci([s for _, s in share], n_boot=self.bootstrap), "lower_is_better": False}
         _, share = _per_image(values, "verdicts")
-        out["all-correct"] = {**mean_ci([float(s == 1.0) for _, s in share], n_boot=self.bootstrap),
+        out["vqa-all-correct"] = {**mean_ci([float(s == 1.0) for _, s in share], n_boot=self.bootstrap),
                               "lower_is_better": False}
         unanswered = sum(a is None for v in values for a in v["answers"])
         unasked = sum(not v["questions"] for v in values)
-        out["accuracy:all"]["notes"] = f"{unanswered} questions not answered by the backend; {unasked} prompts without questions"
+        out["vqa:all"]["notes"] = f"{unanswered} questions not answered by the backend; {unasked} prompts without questions"
         return out
 
     def column_samples(self, values, metas) -> dict[str, ColumnSample]:
         out: dict[str, ColumnSample] = {}
-        for key, prefix in (("dependent", "accuracy"), ("verdicts", "strict")):
+        for key, prefix in (("dependent", "vqa"), ("verdicts", "vqa-strict")):
             by, share = _per_image(values, key)
             for cat in _ordered(by):
                 out[f"{prefix}:{cat}"] = ratio_sample(*by[cat])
             out[f"{prefix}:all"] = mean_sample([i for i, _ in share], [s for _, s in share])
         _, share = _per_image(values, "verdicts")
-        out["all-correct"] = mean_sample([i for i, _ in share], [float(s == 1.0) for _, s in share])
+        out["vqa-all-correct"] = mean_sample([i for i, _ in share], [float(s == 1.0) for _, s in share])
         return out
 
 

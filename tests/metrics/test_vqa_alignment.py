@@ -87,14 +87,14 @@ def test_columns_hand_computed():
     s, values, metas = _run(PROMPTS, TABLE)
     agg = s.aggregate(values, metas)
     # content: dog (wrong) + cats (right) pooled = 1/2; colour: strict 1/1, DSG 0/1 (its parent failed)
-    assert agg["strict:content"]["value"] == 0.5 and agg["accuracy:content"]["value"] == 0.5
-    assert agg["strict:color"]["value"] == 1.0 and agg["accuracy:color"]["value"] == 0.0
-    assert agg["strict:numerical"]["value"] == 1.0 and agg["strict:time"]["value"] == 1.0
+    assert agg["vqa-strict:content"]["value"] == 0.5 and agg["vqa:content"]["value"] == 0.5
+    assert agg["vqa-strict:color"]["value"] == 1.0 and agg["vqa:color"]["value"] == 0.0
+    assert agg["vqa-strict:numerical"]["value"] == 1.0 and agg["vqa-strict:time"]["value"] == 1.0
     # per-image shares: strict (2/3, 1) -> 5/6; DSG (1/3, 1) -> 2/3; all-correct 1/2
-    assert agg["strict:all"]["value"] == pytest.approx(5 / 6)
-    assert agg["accuracy:all"]["value"] == pytest.approx(2 / 3)
-    assert agg["all-correct"]["value"] == 0.5
-    assert "strict:location" not in agg
+    assert agg["vqa-strict:all"]["value"] == pytest.approx(5 / 6)
+    assert agg["vqa:all"]["value"] == pytest.approx(2 / 3)
+    assert agg["vqa-all-correct"]["value"] == 0.5
+    assert "vqa-strict:location" not in agg
 
 
 def test_pooled_interval_and_paired_samples():
@@ -104,10 +104,10 @@ def test_pooled_interval_and_paired_samples():
                   "Is there a cat?": "yes", "Is the cat white?": "no", "Is there a bus?": "yes", "Is the bus blue?": "yes"}
     s, values, metas = _run(prompts[1:], table)
     agg = s.aggregate(values, metas)
-    assert agg["strict:color"]["value"] == 0.5 and agg["strict:color"]["n"] == 4
-    lo, hi = agg["strict:color"]["ci"]
+    assert agg["vqa-strict:color"]["value"] == 0.5 and agg["vqa-strict:color"]["n"] == 4
+    lo, hi = agg["vqa-strict:color"]["ci"]
     assert 0.0 <= lo <= 0.5 <= hi <= 1.0
-    sample = s.column_samples(values, metas)["strict:color"]
+    sample = s.column_samples(values, metas)["vqa-strict:color"]
     assert list(sample.items) == [0, 1, 2, 3]
     assert sample.stat(np.array([[1, 1, 3, 3], [0, 2, 0, 2]])).tolist() == [1.0, 0.0]
 
@@ -145,7 +145,7 @@ def test_prompt_without_questions_is_kept_and_counted():
     s, values, metas = _run(["It is raining.", "a dog"], {"x": {"Is there a dog?": "yes"}})
     assert values[0]["questions"] == [] and values[0]["skipped"]
     agg = s.aggregate(values, metas)
-    assert agg["accuracy:all"]["n"] == 1 and "1 prompts without questions" in agg["accuracy:all"]["notes"]
+    assert agg["vqa:all"]["n"] == 1 and "1 prompts without questions" in agg["vqa:all"]["notes"]
 
 
 def test_target_json_round_trip_keeps_tuples():
