@@ -18,7 +18,7 @@ import numpy as np
 from t2ibench.metrics.common import bootstrap_ci
 
 
-def cohen_kappa(a: Sequence[bool], b: Sequence[bool]) -> float:
+def cohen_kappa(a: Sequence[bool] | np.ndarray, b: Sequence[bool] | np.ndarray) -> float:
     """Cohen's kappa of two binary ratings of the same items (nan without items)."""
     x, y = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
     if x.size == 0:
