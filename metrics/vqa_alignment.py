@@ -91,7 +91,8 @@ def _ordered(cats) -> list[str]:
 
 class VQAAlignmentScorer(Scorer):
     """Per-category question accuracy, answered by ``vqa`` (``"tinyworld"`` or a local VQA model
-    folder / Hugging Face id) and, for presence, counts and positions, ``detector`` (a local
+    folder / Hugging Face id: BLIP-VQA or an image-text-to-text VLM prompted with ``vqa_prompt``,
+    ``{question}`` in it) and, for presence, counts and positions, ``detector`` (a local
     zero-shot detector; None = the VQA model answers those too)."""
 
     name = "vqa_alignment"
@@ -101,13 +102,14 @@ class VQAAlignmentScorer(Scorer):
     def __init__(self, vqa: str = "tinyworld", detector: str | None = None, revision: str | None = None,
                  detector_revision: str | None = None, detector_threshold: float = 0.3,
                  counting_threshold: float = 0.9, nms_threshold: float = 1.0, position_threshold: float = 0.1,
-                 max_objects: int = 16, dtype: str | None = None, batch_size: int = 16, bootstrap: int = 1000,
+                 max_objects: int = 16, dtype: str | None = None, vqa_prompt: str | None = None,
+                 batch_size: int = 16, bootstrap: int = 1000,
                  _backend: AnsweringBackend | None = None) -> None:
         self.vqa, self.detector, self.revision, self.detector_revision = vqa, detector, revision, detector_revision
         self.detector_options = {"threshold": float(detector_threshold), "counting_threshold": float(counting_threshold),
                                  "nms_threshold": float(nms_threshold), "position_threshold": float(position_threshold),
                                  "max_objects": int(max_objects)}
-        self.dtype = dtype
+        self.dtype, self.vqa_prompt = dtype, vqa_prompt
         self.batch_size = batch_size
         self.bootstrap = bootstrap
         self._backend = _backend
@@ -120,7 +122,7 @@ class VQAAlignmentScorer(Scorer):
         else:
             from t2ibench.metrics.vqa_models import load_vqa_backend
 
-            vqa = load_vqa_backend(self.vqa, revision=self.revision, dtype=self.dtype)
+            vqa = load_vqa_backend(self.vqa, revision=self.revision, dtype=self.dtype, template=self.vqa_prompt)
         if self.detector is None:
             return vqa
         from t2ibench.metrics.vqa_models import load_detector_backend

@@ -5,6 +5,9 @@ downloaded); a missing model is :class:`NotAvailable` with the reason.
 
 - :class:`BlipVQA` (``BlipForQuestionAnswering``): each question as written, greedy decoding of
   at most ``max_new_tokens`` tokens; the answer is normalised by the scorer (VQA-v2 rules).
+- :class:`ImageTextToTextVQA` (any ``AutoModelForImageTextToText`` VLM with a chat template):
+  the question in the short-answer prompt :data:`SHORT_ANSWER`, one image per conversation,
+  greedy decoding; only the new tokens are the answer.
 - :class:`ZeroShotDetector` (``Owlv2ForObjectDetection``-class: text queries, per-patch boxes)
   with GenEval's rules (djghosh13/geneval ``evaluation/evaluate_images.py``): a detection counts
   when its score exceeds ``threshold`` (0.3), or ``counting_threshold`` (0.9) for count
@@ -30,6 +33,7 @@ from t2ibench.metrics.questions import Question, Target
 DTYPES = {None: torch.float32, "float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
 QUERY_TEMPLATE = "a photo of a {}"
+SHORT_ANSWER = "{question} Answer with yes or no, a number, or one word."
 
 
 def _dtype(dtype: str | None) -> torch.dtype:
@@ -97,6 +101,44 @@ class BlipVQA(_ModelHolder):
         pairs = [(im, q.text) for im, qs in zip(images, questions) for q in qs]
         got = iter(self.ask([p[0] for p in pairs], [p[1] for p in pairs])) if pairs else iter(())
         return [[next(got) for _ in qs] for qs in questions]
+
+
+class ImageTextToTextVQA(_ModelHolder):
+    """A chat VLM answering each question in the short-answer prompt (see module doc)."""
+
+    def __init__(self, model, processor, name: str, revision: str | None = None, template: str = SHORT_ANSWER,
+                 max_new_tokens: int = 10, batch_size: int = 8) -> None:
+        self.model, self.processor, self.name = model, processor, f"{name} (VLM)"
+        self.model_name, self.revision, self.template = name, revision, template
+        self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        tokenizer = getattr(processor, "tokenizer", None)
+        if tokenizer is not None:
+            tokenizer.padding_side = "left"  # a decoder-only batch continues from its last token
+
+    def conventions(self) -> dict[str, Any]:
+        return {"vqa model": self.model_name, "vqa revision": self.revision or "as stored",
+                "vqa prompt": f"chat template, image then {self.template!r}",
+                "vqa decoding": f"greedy, <= {self.max_new_tokens} new tokens",
+                "vqa dtype": str(next(self.model.parameters()).dtype).replace("torch.", "")}
+
+    @torch.inference_mode()
+    def ask(self, images: Sequence[Any], questions: Sequence[str]) -> list[str]:
+        out: list[str] = []
+        dtype = next(self.model.parameters()).dtype
+        for i in range(0, len(questions), self.batch_size):
+            chats = [[{"role": "user", "content": [{"type": "image"},
+                                                   {"type": "text", "text": self.template.format(question=q)}]}]
+                     for q in questions[i:i + self.batch_size]]
+            text = self.processor.apply_chat_template(chats, add_generation_prompt=True, tokenize=False)
+            ims = [im.convert("RGB") for im in images[i:i + self.batch_size]]
+            enc = self.processor(images=ims, text=text, return_tensors="pt", padding=True)
+            enc = {k: v.to(self.device, dtype) if v.is_floating_point() else v.to(self.device) for k, v in enc.items()}
+            ids = self.model.generate(**enc, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1)
+            new = ids[:, enc["input_ids"].shape[1]:].cpu()
+            out += [s.strip() for s in self.processor.batch_decode(new, skip_special_tokens=True)]
+        return out
+
+    answer = BlipVQA.answer
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -214,12 +256,22 @@ class ZeroShotDetector(_ModelHolder):
         return out
 
 
-def load_vqa_backend(name_or_path: str, revision: str | None = None, dtype: str | None = None) -> BlipVQA:
-    """A local BLIP-VQA-class model (``BlipForQuestionAnswering`` + its processor)."""
-    from transformers import BlipForQuestionAnswering, BlipProcessor
+def load_vqa_backend(name_or_path: str, revision: str | None = None, dtype: str | None = None,
+                     template: str | None = None) -> BlipVQA | ImageTextToTextVQA:
+    """A local VQA model: BLIP (``model_type`` "blip": ``BlipForQuestionAnswering``) or any
+    image-text-to-text VLM (``AutoModelForImageTextToText`` + ``AutoProcessor``)."""
+    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor, BlipForQuestionAnswering, BlipProcessor
 
-    model, processor = _load(BlipForQuestionAnswering, BlipProcessor, name_or_path, revision, dtype, "VQA model")
-    return BlipVQA(model, processor, name_or_path, revision)
+    try:
+        model_type = AutoConfig.from_pretrained(name_or_path, revision=revision, local_files_only=True).model_type
+    except (OSError, ValueError):
+        raise NotAvailable(f"VQA model {name_or_path!r} not found locally (a local directory or the HF cache; "
+                           "no download here)") from None
+    if model_type == "blip":
+        model, processor = _load(BlipForQuestionAnswering, BlipProcessor, name_or_path, revision, dtype, "VQA model")
+        return BlipVQA(model, processor, name_or_path, revision)
+    model, processor = _load(AutoModelForImageTextToText, AutoProcessor, name_or_path, revision, dtype, "VQA model")
+    return ImageTextToTextVQA(model, processor, name_or_path, revision, template or SHORT_ANSWER)
 
 
 def load_detector_backend(name_or_path: str, revision: str | None = None, dtype: str | None = None,

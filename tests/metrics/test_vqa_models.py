@@ -72,6 +72,47 @@ def owl_dir(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def vlm_dir(tmp_path_factory):
+    """A tiny LLaVA (CLIP vision tower + Llama) with a chat template, saved like a hub folder."""
+    from transformers import CLIPImageProcessor, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+
+    from t2ibench.tokenizer import clip_tokenizer
+
+    tok = clip_tokenizer()
+    tok.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    template = ("{% for m in messages %}{% for c in m['content'] %}{% if c['type'] == 'image' %}<image>"
+                "{% else %}{{ c['text'] }}{% endif %}{% endfor %}{% endfor %}{% if add_generation_prompt %} answer:{% endif %}")
+    processor = LlavaProcessor(image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+                               tokenizer=tok, patch_size=8, vision_feature_select_strategy="default", chat_template=template,
+                               image_token="<image>", num_additional_image_tokens=1)
+    torch.manual_seed(0)
+    config = LlavaConfig(vision_config=dict(TINY, model_type="clip_vision_model", image_size=32, patch_size=8),
+                         text_config=dict(TINY, model_type="llama", vocab_size=len(tok), num_key_value_heads=4,
+                                          max_position_embeddings=128, pad_token_id=tok.pad_token_id,
+                                          eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id),
+                         image_token_index=tok.convert_tokens_to_ids("<image>"), vision_feature_layer=-1,
+                         vision_feature_select_strategy="default")
+    out = tmp_path_factory.mktemp("vlm") / "model"
+    LlavaForConditionalGeneration(config).eval().save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+@pytest.mark.parametrize("dtype", [None, "bf16"])
+def test_image_text_to_text_vlm_answers_through_the_scorer(vlm_dir, dtype):
+    s = VQAAlignmentScorer(vqa=str(vlm_dir), dtype=dtype, vqa_prompt="{question} One word.", bootstrap=50)
+    s.check_available()
+    assert type(s.backend).__name__ == "ImageTextToTextVQA"
+    assert next(s.backend.model.parameters()).dtype == (torch.bfloat16 if dtype else torch.float32)
+    v = s.score(_images(2), [{"prompt": "two red dogs"}, {"prompt": "a cat at night"}])
+    assert [len(x["answers"]) for x in v] == [3, 2]
+    # the answer is the generated continuation only, never the prompt echoed back
+    assert all(isinstance(a, str) and "One word" not in a for x in v for a in x["answers"])
+    assert s.backend.processor.tokenizer.padding_side == "left"
+    assert "{question} One word." in s.conventions()["vqa prompt"]
+
+
 def test_missing_models_are_not_available(tmp_path):
     with pytest.raises(NotAvailable, match="VQA model .* not found locally"):
         VQAAlignmentScorer(vqa=str(tmp_path / "absent")).check_available()
@@ -139,18 +180,29 @@ def test_geneval_relative_position():
     assert relative_position(np.array([0, 0, 2, 2]), np.array([40, 40, 42, 42])) == {"left", "above"}
 
 
-@pytest.mark.parametrize("which", ["vqa", "detector"])
-def test_backends_run_on_the_scorers_device(blip_dir, owl_dir, which):
+@pytest.mark.parametrize("which", ["vqa", "detector", "vlm"])
+def test_backends_run_on_the_scorers_device(blip_dir, owl_dir, vlm_dir, which):
     """On ``meta``: every forward input on meta, no op mixing devices; only reading a value on the host fails."""
-    s = VQAAlignmentScorer(vqa=str(blip_dir), detector=str(owl_dir) if which == "detector" else None, bootstrap=10)
+    s = VQAAlignmentScorer(vqa=str(vlm_dir if which == "vlm" else blip_dir),
+                           detector=str(owl_dir) if which == "detector" else None, bootstrap=10)
     s.check_available()
     model = s.backend.routes["presence"].model if which == "detector" else s.backend.model
     assert s.to("meta") is s
     assert all(p.device.type == "meta" for p in model.parameters())
     seen: list[set[str]] = []
-    hooks = [sub.register_forward_pre_hook(
-        lambda m, a, k: seen.append({t.device.type for t in tree_leaves((a, k)) if isinstance(t, torch.Tensor)}),
-        with_kwargs=True) for sub in model.modules()]
+
+    def record(module, args, kwargs):
+        seen.append({t.device.type for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)})
+
+    hooks = [sub.register_forward_pre_hook(record, with_kwargs=True) for sub in model.modules()]
+    if hasattr(model, "generate"):  # transformers' generate reads its own special-token tensors on the host
+        generate = model.generate   # before the first forward on meta: record what the backend hands it
+
+        def recording_generate(*args, **kwargs):
+            record(model, args, kwargs)
+            return generate(*args, **kwargs)
+
+        model.generate = recording_generate
     try:
         with MixedDevices() as mode, pytest.raises((NotImplementedError, RuntimeError), match="meta"):
             s.score(_images(1), [{"prompt": "two dogs"}])
