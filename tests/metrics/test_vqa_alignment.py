@@ -151,3 +151,17 @@ def test_prompt_without_questions_is_kept_and_counted():
 def test_target_json_round_trip_keeps_tuples():
     q = Question("q1", "t", "color", "color", "yes", ("q0",), Target("dog", ("black",)), None, "black")
     assert Question.from_json(q.to_json()) == q
+
+
+def test_headline_takes_vqa_all_when_a_prompt_set_has_no_alignment_metric():
+    from t2ibench.results.table import headline_columns
+
+    def cell(column, metric):
+        return {"column": column, "metric_name": metric, "available": True, "value": 0.5}
+
+    cols = [("fid", "fid"), ("clip_score", "clip_score"), ("vqa:color", "vqa_alignment"), ("vqa:all", "vqa_alignment")]
+    g = {"columns": [c for c, _ in cols], "cells": {("sd", c): cell(c, m) for c, m in cols}}
+    assert headline_columns(g) == ["fid", "vqa:all"]
+    g["columns"].append("accuracy:all")
+    g["cells"][("sd", "accuracy:all")] = cell("accuracy:all", "alignment")
+    assert headline_columns(g) == ["fid", "accuracy:all"]  # the alignment scorer's column stays first
