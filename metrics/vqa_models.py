@@ -67,8 +67,34 @@ class _ModelHolder:
 
         return module_device(self.model)
 
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
 
-class BlipVQA(_ModelHolder):
+
+class _FreeFormVQA(_ModelHolder):
+    """A VQA model answering each (image, question) pair in free form through ``ask``."""
+
+    model_name: str
+    revision: str | None
+    max_new_tokens: int
+    prompt: str  # how the question is put to the model, for the conventions
+
+    def conventions(self) -> dict[str, Any]:
+        return {"vqa model": self.model_name, "vqa revision": self.revision or "as stored", "vqa prompt": self.prompt,
+                "vqa decoding": f"greedy, <= {self.max_new_tokens} new tokens",
+                "vqa dtype": str(self.dtype).replace("torch.", "")}
+
+    def ask(self, images: Sequence[Any], questions: Sequence[str]) -> list[str]:
+        raise NotImplementedError
+
+    def answer(self, images: Sequence[Any], questions: Sequence[Sequence[Question]]) -> list[list[str | None]]:
+        pairs = [(im, q.text) for im, qs in zip(images, questions) for q in qs]
+        got = iter(self.ask([p[0] for p in pairs], [p[1] for p in pairs])) if pairs else iter(())
+        return [[next(got) for _ in qs] for qs in questions]
+
+
+class BlipVQA(_FreeFormVQA):
     """A BLIP-VQA-class model answering every question in free form (see module doc)."""
 
     def __init__(self, model, processor, name: str, revision: str | None = None, max_new_tokens: int = 10,
@@ -76,17 +102,13 @@ class BlipVQA(_ModelHolder):
         self.model, self.processor, self.name = model, processor, f"{name} (VQA)"
         self.model_name, self.revision = name, revision
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
-
-    def conventions(self) -> dict[str, Any]:
-        return {"vqa model": self.model_name, "vqa revision": self.revision or "as stored",
-                "vqa prompt": "the question as written", "vqa decoding": f"greedy, <= {self.max_new_tokens} tokens",
-                "vqa dtype": str(next(self.model.parameters()).dtype).replace("torch.", "")}
+        self.prompt = "the question as written"
 
     @torch.inference_mode()
     def ask(self, images: Sequence[Any], questions: Sequence[str]) -> list[str]:
         """One free-form answer per (image, question) pair."""
         out: list[str] = []
-        dtype = next(self.model.parameters()).dtype
+        dtype = self.dtype
         for i in range(0, len(questions), self.batch_size):
             ims = [im.convert("RGB") for im in images[i:i + self.batch_size]]
             enc = self.processor(images=ims, text=list(questions[i:i + self.batch_size]), return_tensors="pt", padding=True)
@@ -97,13 +119,8 @@ class BlipVQA(_ModelHolder):
             out += [s.strip() for s in self.processor.batch_decode(ids.cpu(), skip_special_tokens=True)]
         return out
 
-    def answer(self, images: Sequence[Any], questions: Sequence[Sequence[Question]]) -> list[list[str | None]]:
-        pairs = [(im, q.text) for im, qs in zip(images, questions) for q in qs]
-        got = iter(self.ask([p[0] for p in pairs], [p[1] for p in pairs])) if pairs else iter(())
-        return [[next(got) for _ in qs] for qs in questions]
 
-
-class ImageTextToTextVQA(_ModelHolder):
+class ImageTextToTextVQA(_FreeFormVQA):
     """A chat VLM answering each question in the short-answer prompt (see module doc)."""
 
     def __init__(self, model, processor, name: str, revision: str | None = None, template: str = SHORT_ANSWER,
@@ -111,20 +128,15 @@ class ImageTextToTextVQA(_ModelHolder):
         self.model, self.processor, self.name = model, processor, f"{name} (VLM)"
         self.model_name, self.revision, self.template = name, revision, template
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        self.prompt = f"chat template, image then {template!r}"
         tokenizer = getattr(processor, "tokenizer", None)
         if tokenizer is not None:
             tokenizer.padding_side = "left"  # a decoder-only batch continues from its last token
 
-    def conventions(self) -> dict[str, Any]:
-        return {"vqa model": self.model_name, "vqa revision": self.revision or "as stored",
-                "vqa prompt": f"chat template, image then {self.template!r}",
-                "vqa decoding": f"greedy, <= {self.max_new_tokens} new tokens",
-                "vqa dtype": str(next(self.model.parameters()).dtype).replace("torch.", "")}
-
     @torch.inference_mode()
     def ask(self, images: Sequence[Any], questions: Sequence[str]) -> list[str]:
         out: list[str] = []
-        dtype = next(self.model.parameters()).dtype
+        dtype = self.dtype
         for i in range(0, len(questions), self.batch_size):
             chats = [[{"role": "user", "content": [{"type": "image"},
                                                    {"type": "text", "text": self.template.format(question=q)}]}]
@@ -137,8 +149,6 @@ class ImageTextToTextVQA(_ModelHolder):
             new = ids[:, enc["input_ids"].shape[1]:].cpu()
             out += [s.strip() for s in self.processor.batch_decode(new, skip_special_tokens=True)]
         return out
-
-    answer = BlipVQA.answer
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -216,7 +226,7 @@ class ZeroShotDetector(_ModelHolder):
         of the image padded to a square (OWLv2's input), both float64 on the host."""
         enc = self.processor(text=[[QUERY_TEMPLATE.format(p) for p in phrases]], images=[image.convert("RGB")],
                              return_tensors="pt", padding=True)
-        dtype = next(self.model.parameters()).dtype
+        dtype = self.dtype
         out = self.model(input_ids=enc["input_ids"].to(self.device), attention_mask=enc["attention_mask"].to(self.device),
                          pixel_values=enc["pixel_values"].to(self.device, dtype))
         scores = torch.sigmoid(out.logits[0].float())  # (P, Q)
