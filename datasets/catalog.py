@@ -6,5 +6,6 @@ CATALOG = {
     "file": "t2ibench.datasets.files:load_prompt_file",
     "prompts": "t2ibench.datasets.files:inline_prompts",
     "tinyworld-alignment": "t2ibench.datasets.tinyworld:load_alignment",
+    "am-categories": "t2ibench.datasets.am_categories:load_am_categories",
     "tinyworld-fairness": "t2ibench.datasets.tinyworld:load_fairness",
 }

@@ -14,6 +14,7 @@ CATALOG: dict[str, str] = {
     "alignment": "t2ibench.metrics.alignment:AlignmentScorer",
     "ta": "t2ibench.metrics.text_alignment:TextAlignmentScorer",
     "dreamsim": "t2ibench.metrics.dreamsim:DreamSimScorer",
+    "vqa_alignment": "t2ibench.metrics.vqa_alignment:VQAAlignmentScorer",
 }
 
 #: Built-in reference sets (FID references, labelled classifier-accuracy sets), keyed by the

@@ -186,8 +186,9 @@ def _md_table(g: dict[str, Any], cols: list[str], methods: list[str], strip: str
 
 def headline_columns(g: Mapping[str, Any]) -> list[str]:
     """A prompt set's headline: its quality column (the first Fréchet distance), then its main
-    score: ``accuracy:all`` of an alignment metric, else the FD per tSA of the first fairness
-    metric, else CLIP Score, else ImageReward; at most MAX_COLUMNS - 1 columns."""
+    score: ``accuracy:all`` of an alignment metric (else ``vqa:all`` of vqa_alignment), else the FD
+    per tSA of the first fairness metric, else CLIP Score, else ImageReward; at most MAX_COLUMNS - 1
+    columns."""
     live = _live_columns(g)
 
     def by_name(name: str) -> list[str]:
@@ -195,6 +196,7 @@ def headline_columns(g: Mapping[str, Any]) -> list[str]:
 
     quality = by_name("fid")[:1]
     main = [c for c in by_name("alignment") if c.endswith("accuracy:all")][:1]
+    main = main or [c for c in by_name("vqa_alignment") if c.endswith("vqa:all")][:1]
     if not main:
         fair = by_name("fairness")
         first = fair[0].split(".", 1)[0] if fair and "." in fair[0] else None

@@ -19,6 +19,7 @@ from t2ibench.metrics.clip_score import CLIPScoreScorer
 from t2ibench.metrics.fairness import FairnessScorer
 from t2ibench.metrics.frechet import FIDScorer
 from t2ibench.metrics.text_alignment import TextAlignmentScorer
+from t2ibench.metrics.vqa_alignment import VQAAlignmentScorer
 from t2ibench.world.prompts import fairness_meta
 
 from _helpers.cli import run_cli
@@ -33,6 +34,7 @@ CASES = {
     "fairness-evaluator": (lambda: FairnessScorer(classifier="tinyworld-evaluator"), FAIR),
     "fid": (lambda: FIDScorer(network="tinyworld-clip", reference="t2ibench.metrics.tinyworld:heldout_references"), [{}] * 3),
     "alignment": (lambda: AlignmentScorer(judge="tinyworld"), [{"prompt_meta": {"category": "color", "labels": LABELS}}] * 3),
+    "vqa_alignment": (lambda: VQAAlignmentScorer(vqa="tinyworld"), [{"prompt": "a red circle"}] * 3),
 }
 
 
