@@ -69,6 +69,12 @@ def _pipeline(train: Mapping[str, Any], figures: Mapping[str, Any]) -> str:
                        roles=" | ".join(roles), rule=" | ".join("---" for _ in roles),
                        rows="\n".join(f"| {name} | " + " | ".join(f"{row[r]:.2f}" for r in roles) + " |"
                                       for name, row in t["share"].items()))
+    b = figures.get("binding") or {}
+    if "binding_accuracy" in b:
+        text += _block("pipeline-binding", steps=b.get("steps"), guidance=b.get("guidance"), n_prompts=b.get("n_prompts"),
+                       n_images=b.get("n_images"), figures=_table({
+                           "binding: both objects' shape and colour right (target 0.5)": b.get("binding_accuracy"),
+                           "both colours present, shapes ignored": b.get("both_colors_present")}))
     p = figures.get("pipeline") or {}
     if p:
         rows = [f"| {tsa} | {r['fd_neutral_prompt']:.3f} | {r['fd_balanced_renders']:.3f} | "

@@ -36,3 +36,14 @@ def test_card_without_figures_or_training_record():
     cards = render_cards({}, {})
     assert cards["clip"].endswith("## Training\n\n(no training record)\n\n## Held-out figures (`t2ibench world eval`)\n\n")
     assert "### Generation" not in cards["pipeline"] and "Zero-shot" not in cards["clip"]
+
+
+def test_binding_figures_get_their_own_section():
+    figures = {"binding": {"steps": 25, "guidance": 5.0, "n_prompts": 64, "n_images": 128,
+                           "binding_accuracy": 0.40625, "both_colors_present": 0.625}}
+    card = render_cards({}, figures)["pipeline"]
+    assert "### Binding (25 steps, guidance 5.0)" in card
+    assert "64 held-out prompts, 128 images" in card
+    assert "| binding: both objects' shape and colour right (target 0.5) | 0.406 |" in card
+    assert "| both colours present, shapes ignored | 0.625 |" in card
+    assert "### Binding" not in render_cards({}, {"binding": {"not_available": "no pipeline"}})["pipeline"]
