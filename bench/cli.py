@@ -127,7 +127,8 @@ def cmd_run(args) -> int:
     except ImportError as exc:
         log.warning(f"t2ibench: scoring is not available in this installation ({exc}); images are in {out}")
         return 0
-    aggregates = score_run(out, trust_remote_code=True, device=args.device)  # the suite was given on this command line
+    # the suite given on this command line is trusted (like a Makefile); the run directory's copy is not read
+    aggregates = score_run(out, trust_remote_code=True, device=args.device, suite=suite)
     for label, info in aggregates["metrics"].items():
         profile[f"score {label}"] = info.get("seconds", 0.0)
     t1 = time.perf_counter()

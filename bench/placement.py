@@ -40,6 +40,9 @@ def resolve_device(requested: str | torch.device | None, option: str = "--device
         device = torch.device(requested)
     except (RuntimeError, TypeError):
         raise UserError(f"{option} {requested!r}: not a torch device; expected cpu, cuda, cuda:N or mps") from None
+    if device.type == "meta":
+        raise UserError(f"{option} {requested!r}: a device without data (tensors there have shapes, no values), "
+                        "so no image or score can be computed; expected cpu, cuda, cuda:N or mps")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"{option} {requested!r}: CUDA is not available on this machine; expected cpu")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():

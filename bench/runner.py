@@ -204,13 +204,14 @@ def prepare_run_dir(run: RunDir, suite: Suite) -> None:
     atomic_write_json(run.path / "run.json", {"suite": suite.name, "suite_hash": suite.hash, "t2ibench": __version__})
 
 
-def _run_files_intact(run: RunDir) -> bool:
-    """Whether ``run.json`` and ``suite.yaml`` exist and parse."""
+def _stored_suite_hash(run: RunDir) -> str | None:
+    """The hash of the suite ``run.json`` and ``suite.yaml`` hold; None if either is missing, damaged
+    or they disagree."""
     try:
-        run.suite()
+        stored = run.suite()
     except UserError:
-        return False
-    return True
+        return None
+    return stored.hash if run.run_info().get("suite_hash") == stored.hash else None
 
 
 def _pending(run: RunDir, batch: Batch, configs: dict[str, dict]) -> list[ImageJob]:
@@ -285,7 +286,9 @@ def generate(
         n_todo = sum(len(m) for _, m in todo)
         start = time.perf_counter()
         if not todo:
-            if not _run_files_intact(run):  # every image is there: rewrite a missing or damaged run.json
+            if _stored_suite_hash(run) != suite.hash:
+                # every image is there and matches its configuration (checked above): the run
+                # directory now holds this suite (a changed metric list, a damaged run.json)
                 prepare_run_dir(run, suite)
             return summary
         if pipe is None:

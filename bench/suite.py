@@ -23,6 +23,7 @@ from .errors import UserError
 from .fileio import read_user_file
 from .paths import NAME_PATTERN, check_name  # noqa: F401  (NAME_PATTERN: re-exported)
 from .types import SamplerConfig
+from .yaml_input import load_yaml
 
 #: upper bounds: a value beyond them is a typo or a request no machine can serve
 MAX_SIDE = 4096  # pixels, height and width
@@ -269,13 +270,7 @@ def load_suite(path: str | Path) -> Suite:
     path = Path(path)
     text = read_user_file(path, what="suite file", text=True,
                           expected="a UTF-8 YAML file or a shipped suite name (`t2ibench suites`)")
-    try:
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml when built
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(exc, "problem", None) or "invalid YAML"
-        raise UserError(f"{where}: malformed YAML ({problem}); expected a YAML mapping") from None
+    data = load_yaml(text, str(path), "a YAML mapping of suite keys")
     return parse_suite(data, str(path))
 
 

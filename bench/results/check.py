@@ -35,12 +35,15 @@ pass silently); so does one whose entries have no number.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..fileio import read_user_file
+from ..yaml_input import load_yaml
 from .schema import delta_of, has_value
 from .scoring import load_aggregates
 from .table import KEY_FIELDS, TABLE_FORMAT, entries_of
@@ -65,29 +68,58 @@ class Finding:
         return f"{suite}/{pset}/{method}/{col}: {self.why}"
 
 
-def _read(path: Path | str) -> Any:
+def _read(path: Path | str, what: str, expected: str) -> Any:
+    """A gate file's content: YAML (``.yaml``/``.yml``, bounded: ``t2ibench.yaml_input``) or JSON."""
     p = Path(path)
+    text = read_user_file(p, what=what, expected=expected, text=True)
+    if p.suffix in (".yaml", ".yml"):
+        return load_yaml(text, f"{what} {p}", expected)
     try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise UserError(f"{p} does not exist") from None
-    try:
-        if p.suffix in (".yaml", ".yml"):
-            import yaml
-
-            return yaml.safe_load(text)
         return json.loads(text)
-    except Exception as exc:
-        raise UserError(f"{p}: cannot parse ({str(exc).splitlines()[0]}); expected {'YAML' if p.suffix in ('.yaml', '.yml') else 'JSON'}") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{what} {p}: damaged JSON ({exc.msg} at line {exc.lineno}); expected {expected}") from None
+
+
+def _finite(value: Any, where: str, expected: str = "a finite number") -> float:
+    """``value`` as a float; a bool, a string, null, NaN or an infinity is a ``UserError``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise UserError(f"{where} = {value!r:.40}; expected {expected}")
+    return float(value)
+
+
+def _mapping(value: Any, where: str, allowed: set[str], expected: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise UserError(f"{where}: a {type(value).__name__}; expected {expected}")
+    unknown = sorted(str(k) for k in set(value) - allowed)
+    if unknown:
+        raise UserError(f"{where}: unknown key {unknown[0]!r}; expected some of {sorted(allowed)}")
+    return value
+
+
+def _tolerance_spec(value: Any, where: str) -> dict[str, float]:
+    """``{abs, rel}``: each a finite number >= 0 (a NaN would make every regression pass)."""
+    spec = _mapping(value, where, {"abs", "rel"}, "a mapping {abs: number, rel: number}")
+    out = {}
+    for k, v in spec.items():
+        out[k] = _finite(v, f"{where}.{k}", "a finite number >= 0")
+        if out[k] < 0:
+            raise UserError(f"{where}.{k} = {v!r}; expected a finite number >= 0")
+    return out
 
 
 def load_tolerance(path: Path | str | None) -> dict[str, Any]:
+    """The tolerance file, validated (see the module docstring); without a file the defaults."""
     if path is None:
         return {"default": dict(DEFAULT_TOLERANCE), "columns": {}, "comparisons": []}
-    data = _read(path) or {}
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: expected a mapping with 'default' and 'columns'")
-    default = dict(data["default"]) if data.get("default") else dict(DEFAULT_TOLERANCE)
+    expected = "a tolerance file (default / columns / comparisons; see `t2ibench check --help`)"
+    data = _read(path, "tolerance file", expected)
+    data = _mapping({} if data is None else data, f"tolerance file {path}", {"default", "columns", "comparisons"}, expected)
+    default = (_tolerance_spec(data["default"], f"{path}: default") if data.get("default") is not None
+               else dict(DEFAULT_TOLERANCE))
+    columns_in = data.get("columns") or {}
+    if not isinstance(columns_in, dict):
+        raise UserError(f"{path}: columns is a {type(columns_in).__name__}; expected a mapping pattern -> {{abs, rel}}")
+    columns = {str(pat): _tolerance_spec(spec, f"{path}: columns[{pat!r}]") for pat, spec in columns_in.items()}
     comparisons = data.get("comparisons") or []
     if not isinstance(comparisons, list):
         raise UserError(f"{path}: comparisons must be a list of mappings (method, columns, than/verdict, ...)")
@@ -97,12 +129,41 @@ def load_tolerance(path: Path | str | None) -> dict[str, Any]:
             raise UserError(f"{where}: expected a mapping with method and columns (and than and/or verdict)")
         unknown = set(c) - COMPARISON_KEYS
         if unknown:
-            raise UserError(f"{where}: unknown key {sorted(unknown)[0]!r}; expected some of {sorted(COMPARISON_KEYS)}")
+            raise UserError(f"{where}: unknown key {sorted(map(str, unknown))[0]!r}; expected some of {sorted(COMPARISON_KEYS)}")
+        for key in ("method", "columns", "than", "prompt_set"):
+            if key in c and not isinstance(c[key], str):
+                raise UserError(f"{where}.{key} = {c[key]!r:.40}; expected a string")
         if "than" not in c and "verdict" not in c:
             raise UserError(f"{where}: needs than (another method) or verdict ({' or '.join(VERDICTS)})")
         if "verdict" in c and c["verdict"] not in VERDICTS:
             raise UserError(f"{where}: verdict {c['verdict']!r}; expected {' or '.join(VERDICTS)}")
-    return {"default": default, "columns": dict(data.get("columns") or {}), "comparisons": comparisons}
+        if "margin" in c:
+            _finite(c["margin"], f"{where}.margin")
+    return {"default": default, "columns": columns, "comparisons": comparisons}
+
+
+def load_reference(path: Path | str) -> list[dict[str, Any]]:
+    """The entries of a reference table (``t2ibench table --format json``), validated: each has the
+    key fields as strings and a value that is null or a finite number."""
+    expected = f"a t2ibench reference table (format {TABLE_FORMAT!r}; write one with `t2ibench table RUN --format json -o FILE`)"
+    ref = _read(path, "reference table", expected)
+    if not isinstance(ref, dict) or ref.get("format") != TABLE_FORMAT:
+        raise UserError(f"reference table {path}: not a t2ibench reference table; expected {expected}")
+    entries = ref.get("entries", [])
+    if not isinstance(entries, list):
+        raise UserError(f"reference table {path}: entries is a {type(entries).__name__}; expected a list of entries")
+    for i, e in enumerate(entries):
+        where = f"reference table {path}: entries[{i}]"
+        if not isinstance(e, dict):
+            raise UserError(f"{where}: a {type(e).__name__}; expected a mapping with {', '.join(KEY_FIELDS)} and value")
+        for k in KEY_FIELDS:
+            if not isinstance(e.get(k), str):
+                raise UserError(f"{where}.{k} = {e.get(k)!r:.40}; expected a string")
+        if e.get("value") is not None:
+            _finite(e["value"], f"{where}.value", "null or a finite number")
+        if not isinstance(e.get("available", True), bool) or not isinstance(e.get("lower_is_better"), (bool, type(None))):
+            raise UserError(f"{where}: available / lower_is_better must be true, false (or null for lower_is_better)")
+    return entries
 
 
 def tolerance_for(tol: dict[str, Any], method: str, pset: str, column: str, reference: float) -> float:
@@ -147,14 +208,17 @@ def check_comparisons(entries: list[dict[str, Any]], comparisons: list[dict[str,
             if not has_value(e):
                 failures.append(Finding(key, None, None, margin, lib, f"no value in this run ({label})"))
                 continue
-            v = float(e["value"])
+            v = e["value"] if isinstance(e["value"], (int, float)) and not isinstance(e["value"], bool) else math.nan
+            if not math.isfinite(v):
+                failures.append(Finding(key, None, v, margin, lib, f"{v} in this run, not a finite number ({label})"))
+                continue
             if than is not None:
                 other = by_key.get((e.get("prompt_set"), str(than), e.get("column")))
                 if other is None or not has_value(other):
                     failures.append(Finding(key, None, v, margin, lib, f"{than} has no value here ({label})"))
                     continue
-                o = float(other["value"])
-                if worse_by(v, o, lib) > margin:
+                o = other["value"] if isinstance(other["value"], (int, float)) and not isinstance(other["value"], bool) else math.nan
+                if not math.isfinite(o) or worse_by(v, o, lib) > margin:
                     bound = "at most" if lib else "at least"
                     failures.append(Finding(key, o, v, margin, lib, f"{v:.6g} vs {than}'s {o:.6g}: expected {bound} "
                                                                    f"{than}'s {'+' if lib else '-'} {margin:g}"))
@@ -174,15 +238,13 @@ def check_comparisons(entries: list[dict[str, Any]], comparisons: list[dict[str,
 
 def check_run(run_dir: Path | str, reference: Path | str, tolerance: Path | str | None = None) -> tuple[list[Finding], int]:
     """(findings that fail, number of entries and comparisons checked)."""
-    ref = _read(reference)
-    if not isinstance(ref, dict) or ref.get("format") != TABLE_FORMAT:
-        raise UserError(f"{reference}: not a t2ibench reference table (expected format {TABLE_FORMAT!r}; write one with `t2ibench table RUN --format json -o FILE`)")
+    ref_entries = load_reference(reference)
     tol = load_tolerance(tolerance)
     run_entries = entries_of(load_aggregates(run_dir))
     current = {tuple(e.get(k) for k in KEY_FIELDS): e for e in run_entries}
     failures: list[Finding] = []
     compared = 0
-    for e in ref.get("entries", []):
+    for e in ref_entries:
         if not e.get("available", True) or e.get("value") is None:
             continue
         key = tuple(e.get(k) for k in KEY_FIELDS)
@@ -195,7 +257,10 @@ def check_run(run_dir: Path | str, reference: Path | str, tolerance: Path | str 
             why = "missing in this run" if cur is None else f"no value in this run ({cur.get('reason') or cur.get('note')})"
             failures.append(Finding(key, r, None, t, lib, f"{why}; reference {r:.6g}"))
             continue
-        c = float(cur["value"])
+        c = cur["value"] if isinstance(cur["value"], (int, float)) and not isinstance(cur["value"], bool) else math.nan
+        if not math.isfinite(c):
+            failures.append(Finding(key, r, c, t, lib, f"{c} in this run (not a finite number); reference {r:.6g}"))
+            continue
         worse = worse_by(c, r, lib)
         if worse > t:
             direction = "lower is better" if lib else "higher is better"

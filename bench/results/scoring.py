@@ -222,6 +222,7 @@ def score_run(
     shard: tuple[int, int] | None = None,
     trust_remote_code: bool = False,
     device: str | None = None,
+    suite: Any = None,
 ) -> Aggregates:
     """Score a run directory incrementally; write and return ``RUN/results/aggregates.json``'s content.
 
@@ -230,6 +231,10 @@ def score_run(
     trust_remote_code: import ``module:attribute`` names the run's suite gives (its metrics,
     judges, feature networks); by default only built-in and installed names resolve, since a
     run directory may come from someone else.
+
+    suite: the ``Suite`` to score with, when the caller holds it (``t2ibench run`` scores the suite
+    given on its command line, not the ``suite.yaml`` of an existing directory); it must be the
+    suite the run directory records. Default: the run directory's own.
 
     shard=(rank, world_size): this process scores its share of the missing per-image values
     only and writes no aggregates (ranks of ``accelerate launch``); run once more unsharded
@@ -242,13 +247,21 @@ def score_run(
     """
     where = resolve_device(device)
     with builtins_only(not trust_remote_code):
-        return _score_run(run_dir, metrics, quiet=quiet, scorers=scorers, shard=shard, device=where)
+        return _score_run(run_dir, metrics, quiet=quiet, scorers=scorers, shard=shard, device=where, suite=suite)
 
 
-def _score_run(run_dir, metrics, *, quiet, scorers, shard, device: torch.device) -> Aggregates:
+def _score_run(run_dir, metrics, *, quiet, scorers, shard, device: torch.device, suite=None) -> Aggregates:
     run = RunDir(run_dir)
     info = run.run_info()
-    suite = run.suite()
+    if suite is None:
+        suite = run.suite()
+        if info.get("suite_hash") != suite.hash:
+            raise UserError(f"{run.path}: suite.yaml (hash {suite.hash}) is not the suite run.json records "
+                            f"({info.get('suite_hash')!r}); expected the files `t2ibench generate` wrote: rerun it "
+                            "with the suite to rewrite them")
+    elif info.get("suite_hash") != suite.hash:
+        raise UserError(f"{run.path}: holds suite {info.get('suite_hash')!r}, not the given suite {suite.name!r} "
+                        f"({suite.hash}); expected the run directory `t2ibench generate` wrote for that suite")
     records = list(run.records())
     specs = metric_specs(suite, metrics)
     reference = suite.reference_method()
@@ -256,7 +269,7 @@ def _score_run(run_dir, metrics, *, quiet, scorers, shard, device: torch.device)
         "format": AGGREGATES_FORMAT,
         "run": str(Path(run_dir)),
         "suite": suite.name,
-        "suite_hash": info.get("suite_hash", suite.hash),
+        "suite_hash": suite.hash,
         "model": suite.model,
         "t2ibench": __version__,
         "n_images": len(records),

@@ -112,6 +112,82 @@ def test_bad_prompt_file(tmp_path, capsys, content, words):
     assert str(prompts) in line and all(w in line for w in words), line
 
 
+def _prompt_file_suite(tmp_path, prompts) -> object:
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        "name: f\nmodel: tiny-sd\nsampler: {steps: 2, height: 32, width: 32}\n"
+        f"prompt_sets: [{{name: p, dataset: file, params: {{path: '{prompts}'}}}}]\nmethods: [{{name: sd}}]\n"
+    )
+    return suite
+
+
+def test_prompt_file_that_is_a_device_is_refused_before_reading(tmp_path, capsys):
+    line = _expect_2(capsys, "generate", _prompt_file_suite(tmp_path, "/dev/zero"), "--out", tmp_path / "r")
+    assert "/dev/zero" in line and "not a regular file" in line
+    assert not (tmp_path / "r").exists()
+
+
+def test_prompt_file_with_too_many_prompts_is_refused_while_reading(tmp_path, capsys, monkeypatch):
+    from t2ibench.datasets import files
+
+    monkeypatch.setattr(files, "MAX_PROMPTS", 1000)  # the cap is 10^6; the file is 10^5 lines, so it stops early
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red circle\n" * 100_000)
+    calls = []
+    real = files._room_for_one_more
+    monkeypatch.setattr(files, "_room_for_one_more", lambda rows, *a: (calls.append(1), real(rows, *a)))
+    line = _expect_2(capsys, "generate", _prompt_file_suite(tmp_path, prompts), "--out", tmp_path / "r")
+    assert "more than 1000 prompts" in line and str(prompts) in line
+    assert len(calls) == 1001  # refused at the first prompt over the cap, not after reading all of them
+
+
+def test_prompt_file_over_the_size_cap_is_refused_before_reading(tmp_path, capsys, monkeypatch):
+    from t2ibench.datasets import files
+
+    monkeypatch.setattr(files, "MAX_PROMPT_FILE_BYTES", 1000)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red circle\n" * 100)
+    line = _expect_2(capsys, "generate", _prompt_file_suite(tmp_path, prompts), "--out", tmp_path / "r")
+    assert "1300 bytes" in line and "at most 1000" in line
+
+
+@pytest.mark.parametrize("params", ["{prompts: [a cat], promtps: [a dog]}", "{path: p.txt, colum: text}"])
+def test_unknown_prompt_set_params_are_refused(tmp_path, capsys, params):
+    (tmp_path / "p.txt").write_text("a cat\n")
+    dataset = "prompts" if "prompts" in params else "file"
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: f\nmodel: tiny-sd\nsampler: {steps: 2, height: 32, width: 32}\n"
+                     f"prompt_sets: [{{name: p, dataset: {dataset}, params: {params.replace('p.txt', str(tmp_path / 'p.txt'))}}}]\n"
+                     "methods: [{name: sd}]\n")
+    line = _expect_2(capsys, "generate", suite, "--out", tmp_path / "r")
+    assert "unknown key" in line and ("promtps" in line or "colum" in line)
+
+
+BOMB = "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" if i else "a0: &a0 [lol]\n" for i in range(10))
+
+
+@pytest.mark.parametrize("where", ["top", "params"])
+def test_yaml_alias_bomb_is_refused_before_it_expands(tmp_path, capsys, where):
+    suite = tmp_path / "s.yaml"
+    if where == "top":
+        body = BOMB + "name: f\nmodel: tiny-sd\nprompt_sets: [{name: p, dataset: prompts, params: {prompts: [a]}}]\n"
+    else:  # under a loader's params, where an ignored key once passed validation
+        nested = "".join("    " + line + "\n" for line in BOMB.splitlines())
+        body = ("name: f\nmodel: tiny-sd\nprompt_sets:\n  - name: p\n    dataset: prompts\n    params:\n"
+                "      prompts: [a]\n      x:\n" + "".join("    " + line for line in nested.splitlines(True)))
+    suite.write_text(body)
+    line = _expect_2(capsys, "generate", suite, "--out", tmp_path / "r")
+    assert str(suite) in line and ("aliases" in line or "YAML nodes" in line)
+    assert not (tmp_path / "r").exists()
+
+
+def test_yaml_recursive_alias_is_refused(tmp_path, capsys):
+    suite = tmp_path / "s.yaml"
+    suite.write_text("name: f\nmodel: tiny-sd\ndescription: &d [*d]\n")
+    line = _expect_2(capsys, "generate", suite, "--out", tmp_path / "r")
+    assert str(suite) in line and "YAML" in line
+
+
 def test_unwritable_output_directory(tmp_path, capsys, write_suite):
     blocker = tmp_path / "a-file"
     blocker.write_text("x")

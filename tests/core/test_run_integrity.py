@@ -1,7 +1,6 @@
-"""Run directories that cannot be escaped, corrupted or silently mis-scored (issue 13).
+"""Run directories that cannot be escaped, corrupted or silently mis-scored.
 
-One reproduction per finding: each failed on the code before the fix (see the commit message).
-A small tiny-sd run, generated and scored once per module, is copied for each test; scoring
+One reproduction per way in, each a test that an unguarded run directory fails. A small tiny-sd run, generated and scored once per module, is copied for each test; scoring
 uses the CLIP score on the shipped tinyworld CLIP (cheap, no download).
 """
 
@@ -72,10 +71,16 @@ def _rows(run: Path) -> dict[str, dict]:
 
 
 def _set_suite(run: Path, **changes) -> None:
-    """Rewrite the run's stored suite (someone else's run directory, or a tampered one)."""
+    """Rewrite the run's stored suite and the hash run.json records for it, consistently (someone
+    else's run directory, made with their suite)."""
+    from t2ibench.suite import load_suite
+
     data = yaml.safe_load((run / "suite.yaml").read_text())
     data.update(changes)
     (run / "suite.yaml").write_text(yaml.safe_dump(data))
+    info = json.loads((run / "run.json").read_text())
+    info["suite_hash"] = load_suite(run / "suite.yaml").hash
+    (run / "run.json").write_text(json.dumps(info))
 
 
 # 1. a metric label that becomes a path --------------------------------------------------------
@@ -341,3 +346,55 @@ def test_sweep_parses_dotted_host_names_and_spares_live_writers(tmp_path, monkey
     finally:
         live.kill()
         live.wait()
+
+
+# the suite on the command line, not the run directory's copy, is what `run` trusts ------------
+EVIL_MODULE = '''
+from pathlib import Path
+
+Path(__file__).with_name("MARKER").write_text("imported")
+'''
+
+
+def _suite_file(tmp_path: Path, text: str = SUITE) -> Path:
+    path = tmp_path / "given.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_run_on_a_finished_run_does_not_import_names_from_its_stored_suite(run, tmp_path, monkeypatch, capsys):
+    (tmp_path / "evilmod_t2ib.py").write_text(EVIL_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    stored = yaml.safe_load((run / "suite.yaml").read_text())
+    stored["metrics"] = [{"name": "evilmod_t2ib:Evil"}]
+    (run / "suite.yaml").write_text(yaml.safe_dump(stored))  # a downloaded run directory, edited
+    assert run_cli("run", _suite_file(tmp_path), "--out", run) == 0
+    assert not (tmp_path / "MARKER").exists()
+    assert "evilmod_t2ib" not in (run / "suite.yaml").read_text()  # the directory now holds the given suite
+
+
+def test_run_with_an_added_metric_on_a_finished_run_scores_it_and_records_the_suite(run, tmp_path):
+    before = json.loads((run / "run.json").read_text())["suite_hash"]
+    added = SUITE + "  - {name: clip_score, label: clip2, params: {backend: tinyworld}}\n"
+    assert run_cli("run", _suite_file(tmp_path, added), "--out", run) == 0
+    after = json.loads((run / "run.json").read_text())["suite_hash"]
+    assert after != before
+    assert "clip2" in (run / "suite.yaml").read_text()
+    agg = json.loads((run / "results" / "aggregates.json").read_text())
+    assert agg["suite_hash"] == after and "clip2" in agg["metrics"]
+    assert any(r["metric"] == "clip2" and r["value"] is not None for r in agg["rows"])
+
+
+def test_run_with_changed_generation_settings_on_a_finished_run_is_refused(run, tmp_path, capsys):
+    stored = (run / "suite.yaml").read_bytes()
+    line = _error(capsys, 2, "run", _suite_file(tmp_path, SUITE.replace("seed: 1", "seed: 2")), "--out", run)
+    assert "another configuration" in line
+    assert (run / "suite.yaml").read_bytes() == stored
+
+
+def test_score_refuses_a_stored_suite_that_run_json_does_not_record(run, capsys):
+    stored = yaml.safe_load((run / "suite.yaml").read_text())
+    stored["metrics"] = [{"name": "clip_score", "label": "other", "params": {"backend": "tinyworld"}}]
+    (run / "suite.yaml").write_text(yaml.safe_dump(stored))
+    line = _error(capsys, 2, "score", run)
+    assert "suite.yaml" in line and "run.json" in line

@@ -86,7 +86,8 @@ def test_scorer_on_the_cpu_gives_the_values_of_the_default_placement():
     assert placed.score(images, metas) == default.score(images, metas)
 
 
-@pytest.mark.parametrize("device, words", [("bogus", "not a torch device"), ("cuda", "CUDA is not available")])
+@pytest.mark.parametrize("device, words", [("bogus", "not a torch device"), ("cuda", "CUDA is not available"),
+                                           ("meta", "without data")])
 def test_unusable_score_device_is_one_line(tmp_path, capsys, device, words):
     if device == "cuda" and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")

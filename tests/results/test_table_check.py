@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -128,6 +129,115 @@ def test_check_rejects_non_reference(make_run, tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     assert main(["check", str(run.path), "--against", str(bad)]) == 2
+
+
+def _regressed_run_and_reference(make_run, tmp_path):
+    """A scored run, its reference table, and then the run's FID made 50 % worse (a real regression)."""
+    run = make_run()
+    score_run(run.path)
+    ref = tmp_path / "ref.json"
+    write_tables([run.path], ref, "json")
+    _set_value(run, "t_fid", "sd", 1.5)
+    return run, ref
+
+
+@pytest.mark.parametrize("tolerance", [
+    "default: {abs: .nan}\n",
+    "default: {rel: .inf}\n",
+    "columns:\n  t_fid: {abs: .nan}\n",
+    "comparisons:\n  - {method: sd, than: other, columns: t_fid, margin: .nan}\n",
+])
+def test_check_refuses_non_finite_tolerances_instead_of_passing(make_run, tmp_path, capsys, tolerance):
+    # a NaN tolerance compares False with every difference, so every regression would pass
+    run, ref = _regressed_run_and_reference(make_run, tmp_path)
+    tol = tmp_path / "tol.yaml"
+    tol.write_text(tolerance)
+    capsys.readouterr()
+    assert main(["check", str(run.path), "--against", str(ref), "--tolerance", str(tol)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "finite number" in err[0] and str(tol) in err[0]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_check_refuses_non_finite_reference_values(make_run, tmp_path, capsys, value):
+    run, ref = _regressed_run_and_reference(make_run, tmp_path)
+    table = json.loads(ref.read_text())
+    for e in table["entries"]:
+        if e["column"] == "t_fid" and e["value"] is not None:
+            e["value"] = value
+    ref.write_text(json.dumps(table))  # json writes NaN / Infinity, and reads them back
+    capsys.readouterr()
+    assert main(["check", str(run.path), "--against", str(ref)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "value" in err[0] and "finite number" in err[0]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_check_fails_a_run_whose_value_is_not_finite(make_run, tmp_path, value):
+    run = make_run()
+    score_run(run.path)
+    ref = tmp_path / "ref.json"
+    write_tables([run.path], ref, "json")
+    agg = load_aggregates(run.path)
+    for r in agg["rows"]:
+        if r["metric"] == "t_fid" and r["method"] == "sd" and r["value"] is not None:
+            r["value"] = value
+    (run.path / "results" / "aggregates.json").write_text(json.dumps(agg))
+    failures, _ = check_run(run.path, ref)
+    assert any(f.key[2:] == ("sd", "t_fid") and "not a finite number" in f.why for f in failures)
+
+
+def _reference_with(ref: Path, edit) -> None:
+    table = json.loads(ref.read_text())
+    edit(table)
+    ref.write_text(json.dumps(table))
+
+
+@pytest.mark.parametrize("case", ["entries-dict", "entries-ints", "value-string", "no-method", "non-utf8", "directory"])
+def test_check_malformed_reference_is_exit_2_not_a_regression(make_run, tmp_path, capsys, case):
+    # exit 1 means "regressed": a broken gate file must not look like one (nor pass)
+    run, ref = _regressed_run_and_reference(make_run, tmp_path)
+    if case == "entries-dict":
+        _reference_with(ref, lambda t: t.update(entries={"a": 1}))
+    elif case == "entries-ints":
+        _reference_with(ref, lambda t: t.update(entries=[1, 2]))
+    elif case == "value-string":
+        _reference_with(ref, lambda t: t["entries"][0].update(value="abc"))
+    elif case == "no-method":
+        _reference_with(ref, lambda t: t["entries"][0].pop("method"))
+    elif case == "non-utf8":
+        ref.write_bytes(b'{"format": "\xff\xfe"}')
+    else:
+        ref.unlink()
+        ref.mkdir()
+    capsys.readouterr()
+    assert main(["check", str(run.path), "--against", str(ref)]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in captured.err and str(ref) in err[0]
+
+
+@pytest.mark.parametrize("tolerance", [
+    "default: {rel: abc}\n",
+    "default: 5\n",
+    "columns: [a, b]\n",
+    "default: {abs: null}\n",
+    "default: {abs: true}\n",
+    "columns:\n  t_fid: {abs: -1}\n",
+    "defaults: {abs: 0.1}\n",
+    "comparisons:\n  - {method: [sd], than: other, columns: t_fid}\n",
+    "a: &a [1, 1]\nb: &b [*a, *a]\nc: &c [*b, *b]\nd: &d [*c, *c]\n" + "".join(
+        f"x{i}: &x{i} [{', '.join(['*' + ('d' if i == 0 else f'x{i - 1}')] * 9)}]\n" for i in range(8)),
+])
+def test_check_malformed_tolerance_is_exit_2_not_a_regression(make_run, tmp_path, capsys, tolerance):
+    run, ref = _regressed_run_and_reference(make_run, tmp_path)
+    tol = tmp_path / "tol.yaml"
+    tol.write_text(tolerance)
+    capsys.readouterr()
+    assert main(["check", str(run.path), "--against", str(ref), "--tolerance", str(tol)]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in captured.err and str(tol) in err[0]
 
 
 def _entry(method, column, value, **kw):
