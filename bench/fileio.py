@@ -4,6 +4,7 @@
   directory supplies; a missing, unreadable or non-UTF-8 file is one line saying what, where
   and what was expected. ``read_bytes_explained(path, explain)``: the same checks with the
   caller's wording (dataset loaders).
+- ``write_output_text``: a file the user named with ``-o`` (through links, into devices and FIFOs).
 - ``atomic_write_bytes`` / ``_text`` / ``_json``: written to a hidden temporary name unique to
   (host, pid, call) in the same folder, created exclusively, flushed, fsync'ed and renamed over
   the final name (atomic on local filesystems and NFS). Concurrent writers never share a
@@ -20,6 +21,7 @@ import json
 import os
 import re
 import socket
+import stat
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Literal, NamedTuple, overload
@@ -139,6 +141,28 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=1, sort_keys=True, default=str) + "\n")
+
+
+def write_output_text(path: str | Path, text: str) -> None:
+    """Write a file the user named (``-o``): atomically for a regular file; through a symbolic link
+    to its target (the link stays); straight into a character device or FIFO (``/dev/stdout``,
+    a pipe), which a rename would replace with a regular file. Errors as ``atomic_write_bytes``."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode  # follows links
+    except OSError:
+        mode = None
+    if mode is not None and (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
+        try:
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+        except OSError as exc:
+            raise UserError(f"cannot write {path}: {exc.strerror or exc}") from None
+        return
+    if mode is not None and not stat.S_ISREG(mode):
+        raise UserError(f"cannot write {path}: it is not a regular file (a directory, socket or block device); "
+                        "expected a file path")
+    atomic_write_text(Path(os.path.realpath(path)) if path.is_symlink() else path, text)
 
 
 def sha256_bytes(data: bytes) -> str:

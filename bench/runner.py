@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import io
 import itertools
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from .image_writer import ImageWriter
 from .log import get_logger
 from .prompt_sets import load_prompt_set
 from .registry import METHODS, METRICS
-from .store import RunDir
+from .store import RunDir, config_hash
 from .suite import MethodSpec, Suite
 from .types import ImageJob, PromptItem
 
@@ -130,10 +129,6 @@ def _config_record(suite: Suite, method: MethodSpec, params: dict, ps_name: str,
         "prompt_meta": dict(prompt.meta),
         "seed": seed,
     }
-
-
-def config_hash(record: dict) -> str:
-    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def plan(suite: Suite) -> Plan:
@@ -265,6 +260,7 @@ def generate(
 
         torch.set_num_threads(threads)
     run = RunDir(out)
+    run.check_contained()  # a link inside it would lead writes out of it
     the_plan = plan(suite)
     if pipe is None:
         from .models import TINY_MODELS, resolve_model

@@ -22,6 +22,7 @@ locks and no SQLite: ranks on several machines may share one directory.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -40,7 +41,22 @@ log = get_logger(__name__)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 #: sidecar fields the scorers read, with their type
 SIDECAR_FIELDS = {"key": str, "image_sha256": str, "method": str, "prompt_set": str}
-SIDECAR_OPTIONAL = {"prompt": str, "prompt_id": str, "prompt_meta": dict, "index": int}
+SIDECAR_OPTIONAL = {"prompt": str, "prompt_id": str, "prompt_meta": dict, "index": int, "height": int, "width": int,
+                    "config_hash": str}
+#: the fields of an image's configuration record (what makes the image); ``config_hash`` covers them
+CONFIG_FIELDS = ("model", "vae", "sampler", "method_name", "method_params", "prompt_set", "prompt", "prompt_meta", "seed")
+#: the largest image side a suite may ask for (``t2ibench.suite``); a sidecar without a size is held to it
+MAX_SIDE = 4096
+
+
+def config_hash(record: dict) -> str:
+    """16 hex digits of the SHA-256 of an image's configuration record (``CONFIG_FIELDS``)."""
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def config_record_of(meta: dict) -> dict:
+    """The configuration record a sidecar carries (its ``CONFIG_FIELDS`` present)."""
+    return {k: meta[k] for k in CONFIG_FIELDS if k in meta}
 
 
 def sha256_file(path: str | Path) -> str:
@@ -56,15 +72,21 @@ class ImageRecord:
     meta: dict
 
     def load_image(self):
-        """The image as an RGB ``PIL.Image``."""
+        """The image as an RGB ``PIL.Image``. Its size is read from the PNG header and compared with
+        the sidecar's ``height``/``width`` before any pixel is decoded."""
         from PIL import Image, UnidentifiedImageError
 
+        fix = "delete it and its sidecar and rerun `t2ibench generate` with this run's suite to regenerate it"
+        want = (self.meta.get("width"), self.meta.get("height"))
         try:
             with Image.open(self.png_path) as im:
+                w, h = im.size
+                if (w, h) != want and (want != (None, None) or max(w, h) > MAX_SIDE):
+                    raise UserError(f"image {self.png_path}: {w}x{h} pixels, but its sidecar says "
+                                    f"{want[0]}x{want[1]}; expected the image `t2ibench generate` wrote; {fix}")
                 return im.convert("RGB")
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
-            raise UserError(f"image {self.png_path}: cannot decode it ({exc}); rerun `t2ibench generate` "
-                            "with this run's suite to regenerate it") from None
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            raise UserError(f"image {self.png_path}: cannot decode it ({exc}); {fix}") from None
 
 
 class RunDir:
@@ -113,6 +135,29 @@ class RunDir:
 
     def exists(self) -> bool:
         return (self.path / "run.json").is_file()
+
+    def check_contained(self) -> None:
+        """A ``UserError`` if anything inside the run directory is a symbolic link.
+
+        t2ibench never writes one, and a link would lead reads (images, caches) or writes
+        (scores, results, report) to files outside the directory: ``RUN/results -> OTHER/results``
+        would have ``score`` overwrite another run's aggregates. The directory itself may be a link.
+        """
+        if not self.path.is_dir():
+            return
+        stack = [self.path]
+        while stack:
+            folder = stack.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except OSError as exc:
+                raise UserError(f"run directory {self.path}: cannot list {folder} ({exc.strerror or exc})") from None
+            for entry in entries:
+                if entry.is_symlink():
+                    raise UserError(f"{entry.path} is a symbolic link (to {os.readlink(entry.path)}); expected a run "
+                                    "directory that holds its own files only: replace the link by a copy or remove it")
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
 
     # -- suite --------------------------------------------------------------------------------
     def run_info(self) -> dict:
@@ -179,6 +224,10 @@ class RunDir:
                                 f"expected a {kind.__name__}; {fix}")
         if meta["key"] != rel or not _SHA256.match(meta["image_sha256"]):
             raise UserError(f"image sidecar {meta_path}: key/hash fields do not match its file; {fix}")
+        problem = _sidecar_inconsistency(rel, meta)
+        if problem:
+            raise UserError(f"image sidecar {meta_path}: {problem}; expected the sidecar `t2ibench generate` wrote: "
+                            "delete it and its PNG and rerun `t2ibench generate` with this run's suite")
         png = meta_path.with_suffix(".png")
         try:
             data = png.read_bytes()
@@ -204,6 +253,23 @@ class RunDir:
             except OSError:
                 pass
         return removed
+
+
+def _sidecar_inconsistency(key: str, meta: dict) -> str | None:
+    """What in a sidecar contradicts its key (``method/set/<prompt id>-<index>``) or its own
+    configuration hash; None when it is consistent."""
+    method, prompt_set, stem = key.split("/")
+    if meta["method"] != method:
+        return f"method {meta['method']!r} is not its folder's {method!r}"
+    if meta["prompt_set"] != prompt_set:
+        return f"prompt_set {meta['prompt_set']!r} is not its folder's {prompt_set!r}"
+    if "prompt_id" in meta and "index" in meta and f"{meta['prompt_id']}-{meta['index']:04d}" != stem:
+        return f"prompt id and index ({meta['prompt_id']!r}, {meta['index']}) do not name its file {stem!r}"
+    if "config_hash" in meta and config_hash(config_record_of(meta)) != meta["config_hash"]:
+        return "its configuration (prompt, method, sampler, seed, ...) does not match its config_hash"
+    if "prompt_text" in meta and "prompt" in meta and meta["prompt_text"] != meta["prompt"]:
+        return "prompt_text is not its prompt"
+    return None
 
 
 def _pid_alive(pid: int) -> bool:

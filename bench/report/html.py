@@ -1,7 +1,7 @@
 """One self-contained HTML page per run: results table, sample grids, plots, analysis figures.
 
-``write_report(RUN)`` reads the run directory (the files are the truth: ``run.json``,
-``suite.yaml``, ``images/<method>/<set>/<id>-<index>.png`` + sidecars) and, when present,
+``write_report(RUN)`` reads the run directory through ``RunDir`` (no links inside it; each
+image's sidecar checked and its PNG against its hash; ``run.json``, ``suite.yaml``) and, when present,
 ``RUN/results/aggregates.json`` (the scorers' format ``t2ibench-aggregates/1``: ``metrics``
 and ``rows`` of ``{method, prompt_set, metric, column, value, n, ci, lower_is_better,
 available, reason}``); it writes ``RUN/results/report.html`` (or ``out``).
@@ -30,13 +30,21 @@ import json
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from ..errors import UserError
+from ..fileio import read_user_file, write_output_text
+from ..log import get_logger
 from ..results.schema import column_of, has_value
+from ..results.scoring import load_aggregates
+from ..store import RunDir
+from ..yaml_input import load_yaml
 from .plots import fd_plot, guidance_sweeps, quality_alignment_plot  # noqa: F401  (guidance_sweeps: public here too)
 
 REPORT_NAME = "report.html"
 THUMB_MAX = 192  # longest side of an inlined sample image, pixels
+MAX_FIGURE_SIDE = 8192  # longest side of an analysis figure the report decodes, pixels
+log = get_logger(__name__)
 
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1400px}
@@ -55,54 +63,31 @@ code{background:#f5f5f5;padding:1px 3px}
 
 
 # -- reading the run --------------------------------------------------------------------------
-def _read_json(path: Path) -> Any:
+def _lenient(read: Callable[[], Any], default: Any = "mapping") -> Any:
+    """``read()`` if it gives a mapping, else ``default`` (an empty dict unless given), with a
+    warning line for a file that exists but cannot be read."""
     try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError, OSError):
-        return None
+        data = read()
+    except UserError as exc:
+        log.warning(f"t2ibench report: warning: {exc}")
+        data = None
+    return data if isinstance(data, dict) else ({} if default == "mapping" else default)
 
 
-def _records(run: Path) -> list[dict[str, Any]]:
-    """Finished images: sidecar dicts with ``png`` added (sidecar present and parsable, PNG present)."""
+def _records(run: RunDir) -> list[dict[str, Any]]:
+    """Finished images read through ``RunDir.records`` (sidecar checked, PNG bytes against their
+    hash): sidecar dicts with ``prompt_id``/``index`` from the key and the ``record`` to decode."""
     out: list[dict[str, Any]] = []
-    images = run / "images"
-    if not images.is_dir():
-        return out
-    for meta_path in sorted(images.rglob("*.json")):
-        if meta_path.name.startswith("."):
-            continue
-        meta = _read_json(meta_path)
-        png = meta_path.with_suffix(".png")
-        if isinstance(meta, dict) and png.is_file():
-            rel = meta_path.relative_to(images).with_suffix("")
-            parts = rel.parts
-            meta = dict(meta)
-            meta.setdefault("method", parts[0] if len(parts) > 2 else "?")
-            meta.setdefault("prompt_set", parts[1] if len(parts) > 2 else "?")
-            stem = parts[-1]
-            pid, _, idx = stem.rpartition("-")
-            meta.setdefault("prompt_id", pid or stem)
-            meta.setdefault("index", int(idx) if idx.isdigit() else 0)
-            meta["png"] = png
-            out.append(meta)
+    for rec in run.records():
+        pid, _, idx = rec.key.rsplit("/", 1)[-1].rpartition("-")
+        out.append({"prompt_id": pid, "index": int(idx) if idx.isdigit() else 0, **rec.meta, "record": rec})
     return out
 
 
-def _suite_yaml(run: Path) -> dict[str, Any]:
-    try:
-        import yaml
-
-        data = yaml.safe_load((run / "suite.yaml").read_text())
-        return data if isinstance(data, dict) else {}
-    except Exception:  # a report must render even for a damaged run
-        return {}
-
-
-# -- encoding ---------------------------------------------------------------------------------
-def _png_b64(path_or_image: Any, max_side: int | None = THUMB_MAX) -> str:
+def _png_b64(im: Any, max_side: int | None = THUMB_MAX) -> str:
+    """A ``PIL.Image`` as base64 PNG, shrunk to ``max_side`` pixels on its longer side."""
     from PIL import Image
 
-    im = Image.open(path_or_image) if isinstance(path_or_image, (str, Path)) else path_or_image
     im = im.convert("RGB")
     if max_side and max(im.size) > max_side:
         im.thumbnail((max_side, max_side), Image.Resampling.BICUBIC)
@@ -259,7 +244,7 @@ def sample_grids(
                         continue
                     extra = image.get("category")
                     cap = f"<br><span class='meta'>{_esc(extra)}</span>" if extra else ""
-                    tds.append(f"<td>{_img_tag(_png_b64(image['png']), f'{m} {pid} {i}')}{cap}</td>")
+                    tds.append(f"<td>{_img_tag(_png_b64(image['record'].load_image()), f'{m} {pid} {i}')}{cap}</td>")
                 body.append(f"<tr><td style='max-width:220px'>{label}</td>{''.join(tds)}</tr>")
         shown = len(prompts)
         total = len({p for p, _ in cells})
@@ -271,19 +256,36 @@ def sample_grids(
 
 
 # -- analysis figures -------------------------------------------------------------------------
+def _figure(path: Path) -> Any:
+    """An analysis figure as a ``PIL.Image``, or None (with a warning line) when it is not a PNG this
+    report can show: undecodable, or over ``MAX_FIGURE_SIDE`` pixels (read from its header first)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            if max(im.size) > MAX_FIGURE_SIDE:
+                raise ValueError(f"{im.size[0]}x{im.size[1]} pixels, over {MAX_FIGURE_SIDE}")
+            im.load()
+            return im.copy()
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        log.warning(f"t2ibench report: warning: analysis figure {path} not shown ({exc})")
+        return None
+
+
 def analysis_figures(dirs: Iterable[Path], report_dir: Path, limit: int = 40) -> str:
     pngs: list[Path] = []
     for d in dirs:
         if d.is_dir():
-            pngs += sorted(p for p in d.rglob("*.png") if not p.name.endswith(".tmp.png"))
-    if not pngs:
+            pngs += sorted(p for p in d.rglob("*.png") if not p.name.startswith("."))
+    figures = [(p, im) for p in pngs[:limit] if (im := _figure(p)) is not None]
+    if not figures:
         return ('<p class="note">No analysis figures found. Write them into <code>RUN/analysis/</code> with '
                 '<code>t2ibench analyze maps|switch|pid ... --out RUN/analysis/&lt;name&gt;</code>.</p>')
     items = []
-    for p in pngs[:limit]:
+    for p, im in figures:
         rel = os.path.relpath(p, report_dir)
         items.append(
-            f"<figure><a href='{html.escape(Path(rel).as_posix())}'>{_img_tag(_png_b64(p, max_side=600), p.name)}</a>"
+            f"<figure><a href='{html.escape(Path(rel).as_posix())}'>{_img_tag(_png_b64(im, max_side=600), p.name)}</a>"
             f"<figcaption>{_esc(Path(rel).as_posix())}</figcaption></figure>"
         )
     more = f"<p class='meta'>{len(pngs) - limit} more not shown.</p>" if len(pngs) > limit else ""
@@ -302,12 +304,14 @@ def render_report(
     """The report page's HTML for run directory ``run`` (links relative to ``out``'s folder)."""
     run = Path(run)
     out = Path(out) if out else run / "results" / REPORT_NAME
-    info = _read_json(run / "run.json") or {}
-    suite = _suite_yaml(run)
-    agg = _read_json(run / "results" / "aggregates.json")
-    if agg is not None and not isinstance(agg, dict):
-        agg = None
-    records = _records(run)
+    run_dir = RunDir(run)
+    run_dir.check_contained()
+    # the page's metadata is read leniently (a report renders for a half-made run); images are not
+    info = _lenient(run_dir.run_info)
+    suite = _lenient(lambda: load_yaml(read_user_file(run / "suite.yaml", what="suite file", expected="YAML", text=True),
+                                       str(run / "suite.yaml"), "a suite"))
+    agg = _lenient(lambda: load_aggregates(run, missing_ok=True), None)
+    records = _records(run_dir)
     name = info.get("suite") or suite.get("name") or run.name
     n_methods = len({r.get("method") for r in records})
     header = (
@@ -347,8 +351,6 @@ def render_report(
 
 def write_report(run: str | Path, out: str | Path | None = None, **kwargs: Any) -> Path:
     """Write the report of ``run`` to ``out`` (default ``RUN/results/report.html``); returns the path."""
-    from ..fileio import atomic_write_text
-
     run = Path(run)
     if not run.is_dir():
         from ..errors import UserError
@@ -356,6 +358,5 @@ def write_report(run: str | Path, out: str | Path | None = None, **kwargs: Any) 
         raise UserError(f"report: {run} is not a directory; expected a run directory (the --out of `t2ibench generate`)")
     out = Path(out) if out else run / "results" / REPORT_NAME
     page = render_report(run, out, **kwargs)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, page)
+    write_output_text(out, page)
     return out

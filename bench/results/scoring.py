@@ -253,12 +253,9 @@ def score_run(
 def _score_run(run_dir, metrics, *, quiet, scorers, shard, device: torch.device, suite=None) -> Aggregates:
     run = RunDir(run_dir)
     info = run.run_info()
+    run.check_contained()
     if suite is None:
         suite = run.suite()
-        if info.get("suite_hash") != suite.hash:
-            raise UserError(f"{run.path}: suite.yaml (hash {suite.hash}) is not the suite run.json records "
-                            f"({info.get('suite_hash')!r}); expected the files `t2ibench generate` wrote: rerun it "
-                            "with the suite to rewrite them")
     elif info.get("suite_hash") != suite.hash:
         raise UserError(f"{run.path}: holds suite {info.get('suite_hash')!r}, not the given suite {suite.name!r} "
                         f"({suite.hash}); expected the run directory `t2ibench generate` wrote for that suite")
@@ -302,6 +299,7 @@ def load_aggregates(run_dir: Path | str, *, missing_ok: Literal[False] = ...) ->
 def load_aggregates(run_dir: Path | str, *, missing_ok: bool) -> dict[str, Any] | None: ...
 def load_aggregates(run_dir: Path | str, *, missing_ok: bool = False) -> dict[str, Any] | None:
     """``RUN/results/aggregates.json`` as read (None when absent and ``missing_ok``); UserError otherwise."""
+    RunDir(run_dir).check_contained()
     path = Path(run_dir) / "results" / AGGREGATES
     if not path.exists():
         if missing_ok:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, cast
 
 from ..errors import UserError
-from ..fileio import atomic_write_text
+from ..fileio import write_output_text
 from .schema import TABLE_FORMAT, TableDoc, TableEntry, delta_of, has_value, interval_of
 from .scoring import load_aggregates
 
@@ -414,5 +414,5 @@ def write_tables(run_dirs: list[Path | str], out: Path | str | None, fmt: str = 
             raise UserError(f"--notes {notes}: cannot read it ({e.strerror or e}); expected a markdown file") from None
     text = render(collect(run_dirs), fmt, pending, command, notes_text)
     if out is not None:
-        atomic_write_text(out, text)
+        write_output_text(out, text)
     return text

@@ -1,3 +1,4 @@
+import hashlib
 import json
 
 import numpy as np
@@ -17,7 +18,8 @@ def _write_image(root, method, pset, pid, index, seed, prompt, extra=None):
     png = d / f"{pid}-{index:04d}.png"
     Image.fromarray(arr).save(png)
     meta = {"key": f"{method}/{pset}/{pid}-{index:04d}", "method": method, "prompt_set": pset, "prompt_id": pid,
-            "prompt": prompt, "index": index, "seed": seed, **(extra or {})}
+            "prompt": prompt, "index": index, "seed": seed, "height": 64, "width": 64,
+            "image_sha256": hashlib.sha256(png.read_bytes()).hexdigest(), **(extra or {})}
     (d / f"{pid}-{index:04d}.json").write_text(json.dumps(meta))
 
 
