@@ -18,6 +18,7 @@ import io
 import itertools
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -192,11 +193,20 @@ class GenerateSummary:
         )
 
 
-def prepare_run_dir(run: RunDir, suite: Suite) -> None:
-    """Store the resolved suite (keeps every suite ever used). Called only after every check passed."""
+def expected_images(the_plan: Plan) -> dict[str, int]:
+    """``{"<method label>/<prompt set>": images the suite asks for}`` over the whole plan (every shard)."""
+    counts: Counter[str] = Counter(key.rsplit("/", 1)[0] for key in the_plan.configs)
+    return dict(sorted(counts.items()))
+
+
+def prepare_run_dir(run: RunDir, suite: Suite, the_plan: Plan) -> None:
+    """Store the resolved suite (keeps every suite ever used) and, in ``run.json``, the images it asks
+    for per method and prompt set (so a reader can tell a partial run). Called only after every
+    check passed."""
     atomic_write_text(run.path / "suites" / f"{suite.hash}.yaml", suite.to_yaml())
     atomic_write_text(run.path / "suite.yaml", suite.to_yaml())
-    atomic_write_json(run.path / "run.json", {"suite": suite.name, "suite_hash": suite.hash, "t2ibench": __version__})
+    atomic_write_json(run.path / "run.json", {"suite": suite.name, "suite_hash": suite.hash, "t2ibench": __version__,
+                                              "expected_images": expected_images(the_plan)})
 
 
 def _stored_suite_hash(run: RunDir) -> str | None:
@@ -285,7 +295,7 @@ def generate(
             if _stored_suite_hash(run) != suite.hash:
                 # every image is there and matches its configuration (checked above): the run
                 # directory now holds this suite (a changed metric list, a damaged run.json)
-                prepare_run_dir(run, suite)
+                prepare_run_dir(run, suite, the_plan)
             return summary
         if pipe is None:
             pipe = load_pipeline(suite.model, device=device, precision=precision if precision != "auto" else suite.precision,
@@ -299,7 +309,7 @@ def generate(
             except OSError:
                 pass
         raise
-    prepare_run_dir(run, suite)
+    prepare_run_dir(run, suite, the_plan)
     import torch
 
     summary.threads = torch.get_num_threads()

@@ -172,7 +172,8 @@ def results_table(agg: Mapping[str, Any] | None, variants: Mapping[str, str] | N
         methods = T.reference_first(g["methods"], reference)
         head = T.headline_columns(g)
         if head:
-            rows = [[m] + [T._headline_cell(g["cells"].get((m, c)), reference, m) for c in head] for m in methods]
+            rows = [[T.method_label(g, m)] + [T._headline_cell(g["cells"].get((m, c)), reference, m) for c in head]
+                    for m in methods]
             ref_txt = f"Δ against {_esc(reference)}" if reference in methods else "no reference method"
             parts.append(f"<p class='meta'>Headline ({ref_txt}): value (Δ ✓ better / ✗ worse, 95 % paired interval excludes 0)</p>")
             parts.append(_html_table(["method"] + [_esc(T.headline_label(c)) + T._arrow(g, c) for c in head], rows))

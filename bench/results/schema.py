@@ -53,6 +53,9 @@ class AggregateRow(_RowBase, total=False):
 
     delta: Delta
     plugin: float  # fairness: the plug-in (uncorrected) FD/KL, the papers' number
+    images: int  # finished images of this (method, prompt set) in the run
+    expected_images: int  # images the suite asks for there (run.json; absent for older runs)
+    partial: bool  # images < expected_images: values over a subset of the prompts
     classifier_accuracy: Optional[float]
     note: str
 
@@ -71,7 +74,7 @@ class MetricInfo(TypedDict, total=False):
     seconds: float
 
 
-class Aggregates(TypedDict):
+class _AggregatesBase(TypedDict):
     format: str
     run: str
     suite: str
@@ -82,6 +85,13 @@ class Aggregates(TypedDict):
     reference: Optional[str]  # the suite's reference method for deltas (None: no deltas)
     metrics: dict[str, MetricInfo]
     rows: list[AggregateRow]
+
+
+class Aggregates(_AggregatesBase, total=False):
+    """``RUN/results/aggregates.json``; its integrity record is added when it is written."""
+
+    inputs_digest: str  # SHA-256 of the images' keys and hashes and the metrics' config hashes
+    digest: str  # SHA-256 of the file's other fields (bench.results.scoring.seal_aggregates)
 
 
 class TableEntry(AggregateRow, total=False):

@@ -19,10 +19,12 @@ A metric whose model or data is missing gets ``available: false`` and ``reason``
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any, Literal, cast, overload
+from typing import Any, Literal, Mapping, cast, overload
 
 import torch
 
@@ -188,6 +190,23 @@ def score_metric(
     return info
 
 
+def _mark_partial(rows: list, records: list, expected: Any, *, quiet: bool) -> None:
+    """Give each row the images its (method, prompt set) has (``images``) and, where ``run.json``
+    records how many the suite asks for, ``expected_images`` and ``partial`` (fewer present);
+    one warning line per partial (method, prompt set)."""
+    have = Counter(f"{r.meta.get('method')}/{r.meta.get('prompt_set')}" for r in records)
+    expected = expected if isinstance(expected, dict) else {}
+    for group in sorted(k for k, m in expected.items() if isinstance(m, int) and have[k] < m):
+        log.warning(f"t2ibench score: warning: {group} has {have[group]} of {expected[group]} images (the run is "
+                    "incomplete: rerun `t2ibench generate`); its rows are marked partial")
+    for row in rows:
+        group = f"{row['method']}/{row['prompt_set']}"
+        row["images"] = have[group]
+        if isinstance(expected.get(group), int):
+            row["expected_images"] = expected[group]
+            row["partial"] = have[group] < expected[group]
+
+
 def _not_available(info: dict, records: list, spec, reason: str) -> dict[str, Any]:
     info.update(available=False, reason=reason, config=None, conventions={})
     groups = sorted({(str(r.meta.get("method")), str(r.meta.get("prompt_set"))) for r in records})
@@ -274,7 +293,7 @@ def _score_run(run_dir, metrics, *, quiet, scorers, shard, device: torch.device,
         "metrics": {},
         "rows": [],
     }
-    previous = load_aggregates(run_dir, missing_ok=True) if metrics or shard else None
+    previous = load_aggregates(run_dir, missing_ok=True, verify=False) if metrics or shard else None
     for i, spec in enumerate(specs):
         scorer = ((scorers or {}).get(spec.label) or build_scorer(spec, where=f"metrics[{i}] ({spec.label})")).to(device)
         t0 = time.perf_counter()
@@ -285,24 +304,64 @@ def _score_run(run_dir, metrics, *, quiet, scorers, shard, device: torch.device,
     if shard is not None:
         out["rows"] = []
         return out
+    _mark_partial(out["rows"], records, info.get("expected_images"), quiet=False)
     if previous:  # keep the other metrics' results when scoring a subset
         done = set(out["metrics"])
         out["metrics"] = {**{k: v for k, v in previous.get("metrics", {}).items() if k not in done}, **out["metrics"]}
         out["rows"] = [r for r in previous.get("rows", []) if r.get("metric") not in done] + out["rows"]
-    atomic_write_json(run.results_dir / AGGREGATES, out)
+    atomic_write_json(run.results_dir / AGGREGATES, seal_aggregates(out, records))
     return out
 
 
+def inputs_digest(records: list, metrics: Any) -> str:
+    """SHA-256 of what aggregates are computed from: every image's key and content hash, and each
+    metric's configuration hash."""
+    blob = json.dumps({"images": [[r.key, r.meta.get("image_sha256")] for r in records],
+                       "metrics": {str(k): (v or {}).get("config_hash") for k, v in sorted(dict(metrics).items())}},
+                      sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _body_digest(agg: Mapping[str, Any]) -> str:
+    body = {k: v for k, v in agg.items() if k != "digest"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str, separators=(",", ":")).encode()).hexdigest()
+
+
+def seal_aggregates(agg: Any, records: list) -> Any:
+    """``agg`` with its integrity record: ``inputs_digest`` (the images and metric configurations
+    it was computed from) and ``digest`` (of everything else in the file, values included)."""
+    agg["inputs_digest"] = inputs_digest(records, agg.get("metrics") or {})
+    agg["digest"] = _body_digest(json.loads(json.dumps(agg, default=str)))  # as the file reads back
+    return agg
+
+
+def verify_aggregates(run_dir: Path | str, agg: Mapping[str, Any], path: Path) -> None:
+    """A ``UserError`` unless ``agg`` is what ``score`` wrote for the run's present images: its
+    digest holds (no value edited) and its inputs are the images the run holds now (none deleted,
+    added or changed since)."""
+    rescore = f"rerun `t2ibench score {run_dir}`"
+    if not isinstance(agg.get("digest"), str) or agg["digest"] != _body_digest(agg):
+        raise UserError(f"aggregates file {path}: its digest does not match its content (edited, or written by another "
+                        f"t2ibench version); expected the file `t2ibench score` wrote: {rescore}")
+    records = list(RunDir(run_dir).records(warn=False))
+    if agg.get("inputs_digest") != inputs_digest(records, agg.get("metrics") or {}):
+        raise UserError(f"aggregates file {path}: stale: the run's images changed since it was scored; {rescore}")
+
+
 @overload
-def load_aggregates(run_dir: Path | str, *, missing_ok: Literal[False] = ...) -> dict[str, Any]: ...
+def load_aggregates(run_dir: Path | str, *, missing_ok: Literal[False] = ..., verify: bool = ...) -> dict[str, Any]: ...
 @overload
-def load_aggregates(run_dir: Path | str, *, missing_ok: bool) -> dict[str, Any] | None: ...
-def load_aggregates(run_dir: Path | str, *, missing_ok: bool = False) -> dict[str, Any] | None:
-    """``RUN/results/aggregates.json`` as read (None when absent and ``missing_ok``); UserError otherwise."""
+def load_aggregates(run_dir: Path | str, *, missing_ok: bool, verify: bool = ...) -> dict[str, Any] | None: ...
+def load_aggregates(run_dir: Path | str, *, missing_ok: bool = False, verify: bool = True) -> dict[str, Any] | None:
+    """``RUN/results/aggregates.json`` (None when absent and ``missing_ok``); a ``UserError`` when it
+    is damaged or, with ``verify``, fails ``verify_aggregates`` (edited, or stale)."""
     RunDir(run_dir).check_contained()
     path = Path(run_dir) / "results" / AGGREGATES
     if not path.exists():
         if missing_ok:
             return None
         raise UserError(f"{path} not found; run `t2ibench score {run_dir}` first")
-    return read_json_object(path, what="aggregates file", expected=f"its JSON object; re-run `t2ibench score {run_dir}`")
+    agg = read_json_object(path, what="aggregates file", expected=f"its JSON object; re-run `t2ibench score {run_dir}`")
+    if verify:
+        verify_aggregates(run_dir, agg, path)
+    return agg

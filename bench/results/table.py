@@ -10,13 +10,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Mapping, cast
 
 from ..errors import UserError
 from ..fileio import write_output_text
+from ..log import get_logger
 from .schema import TABLE_FORMAT, TableDoc, TableEntry, delta_of, has_value, interval_of
 from .scoring import load_aggregates
+
+log = get_logger(__name__)
 
 FORMATS = ("md", "csv", "json")
 KEY_FIELDS = ("suite", "prompt_set", "method", "column")
@@ -51,15 +55,23 @@ def collect(run_dirs: Iterable[Path | str]) -> TableDoc:
     conventions: dict[str, dict[str, dict[str, Any]]] = {}
     variants: dict[str, dict[str, str]] = {}
     references: dict[str, str | None] = {}
+    loaded = []
     for rd in run_dirs:
         agg = load_aggregates(rd)
-        suite = agg.get("suite")
-        if not isinstance(suite, str):
+        if not isinstance(agg.get("suite"), str):
             raise UserError(f"{Path(rd) / 'results' / 'aggregates.json'}: no suite name; expected the file `t2ibench score` "
                             f"writes (re-run `t2ibench score {rd}`)")
+        loaded.append((rd, agg))
+    names = Counter(agg["suite"] for _, agg in loaded)
+    for rd, agg in loaded:
+        suite = agg["suite"]
+        if names[suite] > 1:  # two runs of one suite (two machines, two versions): both kept, told apart
+            suite = f"{suite} ({rd})"
+            log.warning(f"t2ibench table: warning: {names[agg['suite']]} runs of suite {agg['suite']!r}; "
+                        f"this one is labelled {suite!r}")
         references[suite] = agg.get("reference")
-        runs.append({k: agg.get(k) for k in ("run", "suite", "suite_hash", "model", "t2ibench", "n_images")})
-        entries += entries_of(agg)
+        runs.append({**{k: agg.get(k) for k in ("run", "suite_hash", "model", "t2ibench", "n_images")}, "suite": suite})
+        entries += [{**e, "suite": suite} for e in entries_of(agg)]
         conv = conventions.setdefault(suite, {})
         for label, info in agg.get("metrics", {}).items():
             conv[label] = {"name": info.get("name"), "available": info.get("available"), "reason": info.get("reason"),
@@ -161,6 +173,15 @@ def _chunks(cols: list[str], size: int = MAX_COLUMNS - 1) -> list[list[str]]:
     return [cols[i:i + size] for i in range(0, len(cols), size)] or [[]]
 
 
+def method_label(g: Mapping[str, Any], method: str) -> str:
+    """A row's method, with "(partial: N of M images)" when the run holds fewer of its images than
+    the suite asks for: its values are over a subset of the prompts, its deltas over the shared ones."""
+    partial = next((e for (m, _), e in g["cells"].items() if m == method and e.get("partial")), None)
+    if partial is None:
+        return method
+    return f"{method} (partial: {partial.get('images')} of {partial.get('expected_images')} images)"
+
+
 def _md_table(g: dict[str, Any], cols: list[str], methods: list[str], strip: str = "") -> list[str]:
     heads = [c[len(strip):] if strip and c.startswith(strip) else c for c in cols]
     accs = {c: next((e.get("classifier_accuracy") for e in g["cells"].values()
@@ -175,7 +196,7 @@ def _md_table(g: dict[str, Any], cols: list[str], methods: list[str], strip: str
     for m in methods:
         cells = [cell(g["cells"].get((m, c)), accuracy=not per_column_acc, n=not same_n[c]) for c in cols]
         if any(cells):
-            lines.append(f"| {_md_escape(m)} | " + " | ".join(_md_escape(x) for x in cells) + " |")
+            lines.append(f"| {_md_escape(method_label(g, m))} | " + " | ".join(_md_escape(x) for x in cells) + " |")
     if any(same_n.values()):
         lines.append("| *n (images)* | " + " | ".join(str(next(iter(ns[c]))) if same_n[c] else "" for c in cols) + " |")
     if per_column_acc:
@@ -232,7 +253,7 @@ def _headline_table(g: dict[str, Any], cols: list[str], methods: list[str], refe
     for m in reference_first(methods, reference):
         cells = [_headline_cell(g["cells"].get((m, c)), reference, m) for c in cols]
         if any(cells):
-            lines.append(f"| {_md_escape(m)} | " + " | ".join(_md_escape(x) for x in cells) + " |")
+            lines.append(f"| {_md_escape(method_label(g, m))} | " + " | ".join(_md_escape(x) for x in cells) + " |")
     return lines
 
 

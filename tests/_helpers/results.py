@@ -58,3 +58,17 @@ class MeanPixelScorer(Scorer):
 
     def aggregate(self, values, metas):
         return {self.name: {**mean_ci(values, n_boot=50), "lower_is_better": False}}
+
+
+def write_aggregates(run_dir, agg: dict) -> None:
+    """Write ``agg`` as ``RUN/results/aggregates.json`` sealed as `t2ibench score` seals it: a stand-in
+    for a run that scored these values (a regressed controller, a second machine), not an edit."""
+    import json
+    from pathlib import Path
+
+    from t2ibench.results.scoring import seal_aggregates
+
+    records = list(RunDir(run_dir).records(warn=False))
+    path = Path(run_dir) / "results" / "aggregates.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(seal_aggregates(dict(agg), records)))

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from _helpers.cli import files_of, run_cli
+from _helpers.results import write_aggregates
 
 SUITE = """\
 name: integ
@@ -113,10 +114,14 @@ def test_truncated_png_after_scoring_is_refused(run, capsys):
 
 
 def test_damaged_cached_score_is_one_line(run, capsys):
+    # a value that passes the part's integrity record but does not fit the metric (another version's)
+    from t2ibench.results.cache import ScoreCache
+
     (part,) = (run / "scores" / "clip_score").glob("*/part-*.json")
-    values = json.loads(part.read_text())
-    values[next(iter(values))] = "abc"
-    part.write_text(json.dumps(values))
+    doc = json.loads(part.read_text())
+    doc["values"][next(iter(doc["values"]))] = "abc"
+    doc["digest"] = ScoreCache(run / "scores", "clip_score", part.parent.name, {})._digest_json(doc["values"])
+    part.write_text(json.dumps(doc))
     line = _error(capsys, 2, "score", run)
     assert str(part.parent) in line and "delete that folder" in line
 
@@ -523,3 +528,81 @@ def test_table_output_into_a_fifo_writes_through_it(run, tmp_path):
     assert run_cli("table", run, "-o", fifo) == 0
     reader.join(timeout=30)
     assert fifo.exists() and not fifo.is_file() and "clip_score" in got[0]
+
+
+def test_table_of_two_runs_of_one_suite_keeps_both(run, tmp_path, capsys):
+    second = tmp_path / "second"
+    shutil.copytree(run, second)
+    agg = json.loads((second / "results" / "aggregates.json").read_text())
+    for r in agg["rows"]:
+        if r["value"] is not None:
+            r["value"] = 12.345
+    write_aggregates(second, agg)
+    out = tmp_path / "t.json"
+    assert run_cli("table", run, second, "--format", "json", "-o", out) == 0
+    doc = json.loads(out.read_text())
+    suites = {e["suite"] for e in doc["entries"]}
+    assert suites == {f"integ ({run})", f"integ ({second})"}
+    assert any(e["value"] == 12.345 for e in doc["entries"]) and any(e["value"] != 12.345 for e in doc["entries"])
+    assert "2 runs of suite 'integ'" in capsys.readouterr().err
+
+
+def test_a_partial_run_is_marked_in_score_table_and_report(run, tmp_path, capsys):
+    for png in sorted((run / "images" / "sd" / "mixed").glob("*.png"))[:3]:  # as if sd stopped early
+        png.unlink()
+        png.with_suffix(".json").unlink()
+    assert run_cli("score", run) == 0
+    assert "sd/mixed has 5 of 8 images" in capsys.readouterr().err
+    rows = _rows(run)
+    assert rows["clip_score"]["partial"] is True and rows["clip_score"]["images"] == 5
+    assert run_cli("table", run, "-o", tmp_path / "t.md") == 0
+    assert "sd (partial: 5 of 8 images)" in (tmp_path / "t.md").read_text()
+    assert run_cli("report", run) == 0
+    assert "sd (partial: 5 of 8 images)" in (run / "results" / "report.html").read_text()
+
+
+def test_a_complete_run_has_no_partial_rows(run, capsys):
+    assert run_cli("score", run) == 0
+    assert "partial" not in capsys.readouterr().err
+    assert _rows(run)["clip_score"]["partial"] is False
+
+
+# the score cache and the aggregates carry an integrity record -----------------------------------
+def _cache_parts(run: Path) -> list[Path]:
+    return sorted((run / "scores").rglob("part-*.json"))
+
+
+def test_an_edited_cache_value_is_not_believed_but_rescored(run, capsys):
+    true_value = _rows(run)["clip_score"]["value"]
+    for part in _cache_parts(run):
+        doc = json.loads(part.read_text())
+        doc["values"] = {k: 99.0 for k in doc["values"]}  # plausible, and far better than the truth
+        part.write_text(json.dumps(doc))
+    assert run_cli("score", run) == 0
+    assert "integrity check" in capsys.readouterr().err
+    assert _rows(run)["clip_score"]["value"] == pytest.approx(true_value)
+
+
+def test_an_edited_aggregate_value_is_refused_by_check_and_table(run, tmp_path, capsys):
+    ref = tmp_path / "ref.json"
+    assert run_cli("table", run, "--format", "json", "-o", ref) == 0
+    path = run / "results" / "aggregates.json"
+    agg = json.loads(path.read_text())
+    for r in agg["rows"]:
+        r["value"] = float("inf") if r["value"] is not None else None
+    path.write_text(json.dumps(agg))
+    capsys.readouterr()
+    for argv in (["check", run, "--against", ref], ["table", run]):
+        line = _error(capsys, 2, *argv)
+        assert "digest" in line and str(path) in line
+
+
+def test_stale_aggregates_after_an_image_was_deleted_are_refused(run, tmp_path, capsys):
+    ref = tmp_path / "ref.json"
+    assert run_cli("table", run, "--format", "json", "-o", ref) == 0
+    (run / PNG).unlink()
+    (run / PNG).with_suffix(".json").unlink()
+    capsys.readouterr()
+    line = _error(capsys, 2, "check", run, "--against", ref)
+    assert "stale" in line
+    assert run_cli("score", run) == 0 and run_cli("table", run) == 0  # scoring again re-derives them

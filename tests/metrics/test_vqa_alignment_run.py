@@ -48,7 +48,7 @@ def test_vqa_alignment_columns_cache_and_not_available(tmp_path):
     blip = rows[("sd", "blip")]
     assert blip["available"] is False and "not found locally" in blip["reason"]
     cached = [v for f in (tmp_path / "run" / "scores" / "vqa_alignment").rglob("part-*.json")
-              for v in json.loads(f.read_text()).values()]
+              for v in json.loads(f.read_text())["values"].values()]
     assert 0 < len(cached) <= 2 * 2 * 6
     assert all({"questions", "answers", "verdicts", "dependent"} <= set(v) for v in cached)
     assert all(len(v["answers"]) == len(v["questions"]) > 0 for v in cached)

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from _helpers.results import write_aggregates
+
 METHODS = ["sd", "fairqueue"]
 
 
@@ -58,8 +60,7 @@ def make_run(root, with_aggregates=True):
                            "fid": {"name": "fid", "available": True}, "clip_score": {"name": "clip_score", "available": True},
                            "image_reward": {"name": "image_reward", "available": False, "reason": "ImageReward weights not found"}},
                "rows": rows}
-        (root / "results").mkdir(exist_ok=True)
-        (root / "results" / "aggregates.json").write_text(json.dumps(agg))
+        write_aggregates(root, agg)
     (root / "analysis" / "maps").mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.full((40, 80, 3), 200, np.uint8)).save(root / "analysis" / "maps" / "maps-seed0.png")
     return root

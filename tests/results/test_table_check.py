@@ -14,6 +14,8 @@ from t2ibench.results.check import check_run, load_tolerance, tolerance_for
 from t2ibench.results.scoring import load_aggregates, score_run
 from t2ibench.results.table import write_tables
 
+from _helpers.results import write_aggregates
+
 
 @pytest.mark.slow
 def test_cli_score_table_formats(make_run, tmp_path, capsys):
@@ -72,7 +74,7 @@ def _set_value(run, metric, method, factor):
     for r in agg["rows"]:
         if r["metric"] == metric and r["method"] == method and r["value"] is not None:
             r["value"] *= factor
-    (run.path / "results" / "aggregates.json").write_text(json.dumps(agg))
+    write_aggregates(run.path, agg)
 
 
 def test_check_fails_worse_fid_and_passes_within_tolerance(make_run, tmp_path, capsys):
@@ -108,7 +110,7 @@ def test_check_direction_aware_and_missing(make_run, tmp_path):
     assert [f.key[2:] for f in failures] == [("other", "t_mean")]
     agg = load_aggregates(run.path)
     agg["rows"] = [r for r in agg["rows"] if r["metric"] != "t_fair"]
-    (run.path / "results" / "aggregates.json").write_text(json.dumps(agg))
+    write_aggregates(run.path, agg)
     failures, _ = check_run(run.path, ref)
     assert any("missing in this run" in f.why for f in failures)
 
@@ -182,7 +184,7 @@ def test_check_fails_a_run_whose_value_is_not_finite(make_run, tmp_path, value):
     for r in agg["rows"]:
         if r["metric"] == "t_fid" and r["method"] == "sd" and r["value"] is not None:
             r["value"] = value
-    (run.path / "results" / "aggregates.json").write_text(json.dumps(agg))
+    write_aggregates(run.path, agg)
     failures, _ = check_run(run.path, ref)
     assert any(f.key[2:] == ("sd", "t_fid") and "not a finite number" in f.why for f in failures)
 
