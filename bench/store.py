@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -137,11 +138,14 @@ class RunDir:
         return (self.path / "run.json").is_file()
 
     def check_contained(self) -> None:
-        """A ``UserError`` if anything inside the run directory is a symbolic link.
+        """A ``UserError`` if anything inside the run directory is a symbolic link, or anything
+        else than a regular file or a folder (a FIFO, socket or device node).
 
         t2ibench never writes one, and a link would lead reads (images, caches) or writes
         (scores, results, report) to files outside the directory: ``RUN/results -> OTHER/results``
-        would have ``score`` overwrite another run's aggregates. The directory itself may be a link.
+        would have ``score`` overwrite another run's aggregates. A FIFO named ``run.json`` or a
+        sidecar's name would block every read of it forever, and a device node reads bytes from
+        outside the run. The directory itself may be a link.
         """
         if not self.path.is_dir():
             return
@@ -158,6 +162,9 @@ class RunDir:
                                     "directory that holds its own files only: replace the link by a copy or remove it")
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(Path(entry.path))
+                elif not entry.is_file(follow_symlinks=False):
+                    raise UserError(f"{entry.path} is a {_special_kind(entry.path)}, not a regular file; expected a run "
+                                    "directory of files and folders only: remove it")
 
     # -- suite --------------------------------------------------------------------------------
     def run_info(self) -> dict:
@@ -270,6 +277,19 @@ def _sidecar_inconsistency(key: str, meta: dict) -> str | None:
     if "prompt_text" in meta and "prompt" in meta and meta["prompt_text"] != meta["prompt"]:
         return "prompt_text is not its prompt"
     return None
+
+
+def _special_kind(path: str) -> str:
+    """What a directory entry that is neither a file, a folder nor a link is, in words."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return "special file"
+    for test, word in ((stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"), (stat.S_ISCHR, "character device"),
+                       (stat.S_ISBLK, "block device")):
+        if test(mode):
+            return word
+    return "special file"
 
 
 def _pid_alive(pid: int) -> bool:

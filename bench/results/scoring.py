@@ -271,8 +271,8 @@ def score_run(
 
 def _score_run(run_dir, metrics, *, quiet, scorers, shard, device: torch.device, suite=None) -> Aggregates:
     run = RunDir(run_dir)
-    info = run.run_info()
     run.check_contained()
+    info = run.run_info()
     if suite is None:
         suite = run.suite()
     elif info.get("suite_hash") != suite.hash:

@@ -5,12 +5,18 @@ Properties, for every example (hypothesis, derandomized):
 - ``generate`` and ``score`` end with exit 0 or 2 (one ``t2ibench: error:`` line), never an
   uncaught exception;
 - no file appears outside the run directory (the whole sandbox around it is scanned, and the
-  working directory is inside the sandbox);
+  working directory is inside the sandbox), and a folder a link in the run points to is left
+  byte for byte as it was;
+- a run directory holding a symbolic link or a FIFO is refused (exit 2) by ``score``,
+  ``generate`` and ``report`` alike, never followed, skipped or read;
 - a suite that passes every check reaches the model load with nothing written yet (no
   ``run.json``): the model load is replaced by a sentinel so that no example loads a model.
 
 The run-directory damages start from one small tiny-sd run generated and scored once per
-module (CLIP score on the shipped tinyworld CLIP, loaded once), copied for each example.
+module (CLIP score on the shipped tinyworld CLIP, loaded once), copied for each example. Besides
+byte damage they replace folders and files by links to a copy outside the run, files by FIFOs,
+and PNGs by odd images whose sidecar records their hash (another size, a 1-bit 20000x10000
+decompression bomb, a truncated PNG).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import hashlib
 import io
 import json
 import os
@@ -226,11 +233,42 @@ def _files(run: Path) -> list[str]:
 
 damage = st.tuples(
     st.integers(0, 10**6),  # which file (index modulo the file count)
-    st.sampled_from(["truncate", "flip", "delete", "json-value", "json-field", "dir", "junk", "suite", "score-value"]),
+    st.sampled_from(["truncate", "flip", "delete", "json-value", "json-field", "dir", "junk", "suite", "score-value",
+                     "link-dir", "link-file", "fifo", "odd-png"]),
     st.integers(0, 10**6),  # offset / length seed
     values,
     st.lists(mutation, min_size=1, max_size=2),
 )
+
+
+@functools.lru_cache(maxsize=None)
+def _odd_png(which: int) -> bytes:
+    """PNG bytes that decode oddly for a 32x32 run: another size, a decompression bomb, truncated."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    if which == 0:
+        Image.new("RGB", (48, 40), "red").save(buf, format="PNG")
+    elif which == 1:
+        Image.new("1", (20000, 10000)).save(buf, format="PNG", optimize=True)  # ~24 KB, 200 Mpixel
+    else:
+        Image.new("RGB", (32, 32), "green").save(buf, format="PNG")
+        return buf.getvalue()[:60]
+    return buf.getvalue()
+
+
+def _outside(run: Path) -> Path:
+    """Where links made by the damages point: a folder beside the run's parents, in the example's sandbox."""
+    return run.parents[2] / "outside"
+
+
+def _link_out(path: Path, num: int) -> None:
+    """Move ``path`` to a fresh place under ``_outside`` and leave a symbolic link to it."""
+    run = next(p for p in path.parents if p.name == "run")
+    dst = _outside(run) / f"{num}-{path.name}"
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(path), dst)
+    path.symlink_to(dst)
 
 
 def _damage(run: Path, files: list[str], spec: tuple) -> None:
@@ -238,8 +276,32 @@ def _damage(run: Path, files: list[str], spec: tuple) -> None:
     if kind == "score-value":  # a cached per-image value, the file the index would rarely pick
         parts = [f for f in files if "/part-" in f]
         index, kind = files.index(parts[index % len(parts)]), "json-field"
+    if kind == "odd-png":
+        pngs = [f for f in files if f.endswith(".png")]
+        path = run / pngs[index % len(pngs)]
+        if path.is_fifo() or path.with_suffix(".json").is_fifo():
+            return  # opening a FIFO blocks the test itself
+        data = _odd_png(num % 3)
+        path.write_bytes(data)
+        side = path.with_suffix(".json")
+        meta = json.loads(side.read_text())
+        meta["image_sha256"] = hashlib.sha256(data).hexdigest()  # consistent: the hash check passes
+        side.write_text(json.dumps(meta))
+        return
     path = run / files[index % len(files)]
-    if kind == "truncate":
+    if kind == "link-dir":  # one of the file's folders inside the run (scores, results, a method's ...)
+        folders = [p for p in path.parents if p != run and run in p.parents]
+        if folders:
+            _link_out(folders[num % len(folders)], num)
+        return
+    if path.is_fifo() and kind in ("truncate", "flip", "json-value", "json-field"):
+        return  # opening a FIFO blocks the test itself
+    if kind == "link-file":
+        _link_out(path, num)
+    elif kind == "fifo":
+        path.unlink()
+        os.mkfifo(path)
+    elif kind == "truncate":
         data = path.read_bytes()
         path.write_bytes(data[: num % (len(data) + 1)])
     elif kind == "flip":
@@ -265,11 +327,32 @@ def _damage(run: Path, files: list[str], spec: tuple) -> None:
         path.mkdir()
     elif kind == "junk":
         (path.parent / f"junk{num % 7}.json").write_text(json.dumps(value, default=str))
-    elif kind == "suite":
+    elif kind == "suite" and not (run / "suite.yaml").is_fifo():
         doc = yaml.safe_load((run / "suite.yaml").read_text())
         for p, v, d in suite_edits:
             doc = _set(doc, p, v, d)
         (run / "suite.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True))
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    """Relative path -> bytes of every file under ``folder`` (links not followed; none if absent)."""
+    out = {}
+    for dirpath, _, filenames in os.walk(folder):
+        for f in filenames:
+            p = Path(dirpath) / f
+            out[str(p.relative_to(folder))] = b"<link>" if p.is_symlink() else b"<fifo>" if p.is_fifo() else p.read_bytes()
+    return out
+
+
+def _special_entries(run: Path) -> list[str]:
+    """Links and FIFOs inside ``run`` (the run itself excluded): what every command must refuse."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(run):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            if p.is_symlink() or p.is_fifo():
+                found.append(str(p))
+    return found
 
 
 def test_fuzz_damaged_run_directories(sandbox, base_run, monkeypatch):
@@ -290,19 +373,27 @@ def test_fuzz_damaged_run_directories(sandbox, base_run, monkeypatch):
             for spec in damages:
                 try:
                     _damage(run, files, spec)
-                except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-                    pass  # an earlier damage removed or replaced it
+                except OSError:
+                    pass  # an earlier damage removed or replaced it (or made a path a link or a FIFO)
+            outside = _outside(run)
+            outside_before = _snapshot(outside)
+            special = _special_entries(run)
+            seen[("special", bool(special))] = seen.get(("special", bool(special)), 0) + 1
             code, err = _call(["score", str(run), "--quiet"])
             seen[("score", code)] = seen.get(("score", code), 0) + 1
-            _check_exit(code, err, {0, 2})
+            _check_exit(code, err, {0, 2} if not special else {2})
+            code, err = _call(["report", str(run)])
+            seen[("report", code)] = seen.get(("report", code), 0) + 1
+            _check_exit(code, err, {0, 2} if not special else {2})
             run_json = (run / "run.json").read_bytes() if (run / "run.json").is_file() else None
             code, err = _call(["generate", str(base_run.parent / "suite.yaml"), "--out", str(run), "--quiet"])
             seen[("generate", code)] = seen.get(("generate", code), 0) + 1
-            _check_exit(code, err, {0, 2, "model-load"})
+            _check_exit(code, err, {0, 2, "model-load"} if not special else {2})
             if code != 0:  # refused, or stopped at the model load: nothing of the run was rewritten
                 now = (run / "run.json").read_bytes() if (run / "run.json").is_file() else None
                 assert now == run_json
-            assert _tree(work, skip=None) <= {str(p) for p in run.rglob("*")}, "a file outside the run directory"
+            assert _tree(work, skip=outside) <= {str(p) for p in run.rglob("*")}, "a file outside the run directory"
+            assert _snapshot(outside) == outside_before, "a write through a link, outside the run directory"
         finally:
             shutil.rmtree(work)
 
@@ -310,3 +401,4 @@ def test_fuzz_damaged_run_directories(sandbox, base_run, monkeypatch):
     assert _tree(sandbox) == before
     assert sum(v for (cmd, _), v in seen.items() if cmd == "score") >= N
     assert seen.get(("score", 0), 0) >= N // 40 and seen.get(("score", 2), 0) > N // 6, seen
+    assert seen.get(("special", True), 0) >= N // 20, seen  # links and FIFOs were tried

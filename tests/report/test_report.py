@@ -1,3 +1,5 @@
+import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -112,3 +114,44 @@ def test_ablation_rows_get_their_own_table_without_the_main_rows():
     main, ablations = page.split("Ablations and variants")
     assert "<th>fq-pq</th>" not in main.split("Headline")[1].split("</table>", 1)[1]
     assert "<th>fq-pq</th>" in ablations and "<th>fq</th>" not in ablations and "<th>sd</th>" not in ablations
+
+
+def _rehash(png: Path) -> None:
+    """Record ``png``'s current SHA-256 in its sidecar: the image passes the hash check."""
+    side = png.with_suffix(".json")
+    side.write_text(json.dumps({**json.loads(side.read_text()), "image_sha256": hashlib.sha256(png.read_bytes()).hexdigest()}))
+
+
+def _one_error_line(capsys, *argv) -> str:
+    """Run the CLI; expect exit 2 with exactly one error line and no traceback; the line."""
+    from t2ibench.cli import main
+
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    lines = [x for x in err.splitlines() if x.startswith("t2ibench: error:")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, (code, err)
+    return lines[0]
+
+
+def test_report_on_a_truncated_png_that_matches_its_hash_is_one_line(run_dir, capsys):
+    png = run_dir / "images" / "sd" / "align" / "red-circle-0000.png"
+    png.write_bytes(png.read_bytes()[:80])
+    _rehash(png)
+    line = _one_error_line(capsys, "report", run_dir)
+    assert str(png) in line and "decode" in line
+    assert not (run_dir / "results" / "report.html").exists()
+
+
+def test_report_on_a_sidecar_with_a_text_index_is_one_line(run_dir, capsys):
+    side = run_dir / "images" / "sd" / "align" / "red-circle-0000.json"
+    side.write_text(json.dumps({**json.loads(side.read_text()), "index": "abc"}))
+    line = _one_error_line(capsys, "report", run_dir)
+    assert str(side) in line and "index" in line
+
+
+def test_report_on_a_png_of_another_size_is_refused_before_decoding(run_dir, capsys):
+    png = run_dir / "images" / "fairqueue" / "fair" / "Smiling-0001.png"
+    Image.new("1", (20000, 10000)).save(png, optimize=True)  # ~24 KB, 200 Mpixel
+    _rehash(png)
+    line = _one_error_line(capsys, "report", run_dir)
+    assert str(png) in line
