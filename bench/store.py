@@ -274,8 +274,6 @@ def _sidecar_inconsistency(key: str, meta: dict) -> str | None:
         return f"prompt id and index ({meta['prompt_id']!r}, {meta['index']}) do not name its file {stem!r}"
     if "config_hash" in meta and config_hash(config_record_of(meta)) != meta["config_hash"]:
         return "its configuration (prompt, method, sampler, seed, ...) does not match its config_hash"
-    if "prompt_text" in meta and "prompt" in meta and meta["prompt_text"] != meta["prompt"]:
-        return "prompt_text is not its prompt"
     return None
 
 
