@@ -354,8 +354,6 @@ def write_report(run: str | Path, out: str | Path | None = None, **kwargs: Any) 
     """Write the report of ``run`` to ``out`` (default ``RUN/results/report.html``); returns the path."""
     run = Path(run)
     if not run.is_dir():
-        from ..errors import UserError
-
         raise UserError(f"report: {run} is not a directory; expected a run directory (the --out of `t2ibench generate`)")
     out = Path(out) if out else run / "results" / REPORT_NAME
     page = render_report(run, out, **kwargs)

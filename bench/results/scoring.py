@@ -24,7 +24,7 @@ import json
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any, Literal, Mapping, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, Mapping, cast, overload
 
 import torch
 
@@ -39,6 +39,9 @@ from ..store import RunDir
 from .cache import ScoreCache, chunks, item_key
 from .deltas import add_deltas
 from .schema import AGGREGATES_FORMAT, Aggregates, MetricInfo
+
+if TYPE_CHECKING:
+    from ..suite import Suite
 
 AGGREGATES = "aggregates.json"
 log = get_logger(__name__)
@@ -190,7 +193,7 @@ def score_metric(
     return info
 
 
-def _mark_partial(rows: list, records: list, expected: Any, *, quiet: bool) -> None:
+def _mark_partial(rows: list, records: list, expected: Any) -> None:
     """Give each row the images its (method, prompt set) has (``images``) and, where ``run.json``
     records how many the suite asks for, ``expected_images`` and ``partial`` (fewer present);
     one warning line per partial (method, prompt set)."""
@@ -241,7 +244,7 @@ def score_run(
     shard: tuple[int, int] | None = None,
     trust_remote_code: bool = False,
     device: str | None = None,
-    suite: Any = None,
+    suite: Suite | None = None,
 ) -> Aggregates:
     """Score a run directory incrementally; write and return ``RUN/results/aggregates.json``'s content.
 
@@ -269,7 +272,7 @@ def score_run(
         return _score_run(run_dir, metrics, quiet=quiet, scorers=scorers, shard=shard, device=where, suite=suite)
 
 
-def _score_run(run_dir, metrics, *, quiet, scorers, shard, device: torch.device, suite=None) -> Aggregates:
+def _score_run(run_dir, metrics, *, quiet, scorers, shard, device: torch.device, suite: Suite | None = None) -> Aggregates:
     run = RunDir(run_dir)
     run.check_contained()
     info = run.run_info()
@@ -304,7 +307,7 @@ def _score_run(run_dir, metrics, *, quiet, scorers, shard, device: torch.device,
     if shard is not None:
         out["rows"] = []
         return out
-    _mark_partial(out["rows"], records, info.get("expected_images"), quiet=False)
+    _mark_partial(out["rows"], records, info.get("expected_images"))
     if previous:  # keep the other metrics' results when scoring a subset
         done = set(out["metrics"])
         out["metrics"] = {**{k: v for k, v in previous.get("metrics", {}).items() if k not in done}, **out["metrics"]}

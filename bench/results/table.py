@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Mapping, cast
 
@@ -48,6 +47,19 @@ def _variants(run_dir: Path | str) -> dict[str, str]:
     return {m.label: m.name for m in suite.methods if m.label != m.name and m.name in names}
 
 
+def _suites_with_overlapping_runs(loaded: list[tuple[Path | str, dict[str, Any]]]) -> set[str]:
+    """Suite names of which two runs hold a row with the same (prompt set, method, column); runs of
+    one suite that add rows to one another (methods scored apart) merge into one table."""
+    seen: dict[str, set[tuple]] = {}
+    clashing = set()
+    for _, agg in loaded:
+        keys = {tuple(e.get(k) for k in KEY_FIELDS) for e in entries_of(agg)}
+        if keys & seen.get(agg["suite"], set()):
+            clashing.add(agg["suite"])
+        seen.setdefault(agg["suite"], set()).update(keys)
+    return clashing
+
+
 def collect(run_dirs: Iterable[Path | str]) -> TableDoc:
     """The table document (the ``json`` format) of several runs."""
     runs: list[dict[str, Any]] = []
@@ -62,12 +74,12 @@ def collect(run_dirs: Iterable[Path | str]) -> TableDoc:
             raise UserError(f"{Path(rd) / 'results' / 'aggregates.json'}: no suite name; expected the file `t2ibench score` "
                             f"writes (re-run `t2ibench score {rd}`)")
         loaded.append((rd, agg))
-    names = Counter(agg["suite"] for _, agg in loaded)
+    clashing = _suites_with_overlapping_runs(loaded)
     for rd, agg in loaded:
         suite = agg["suite"]
-        if names[suite] > 1:  # two runs of one suite (two machines, two versions): both kept, told apart
+        if suite in clashing:  # two runs with the same rows (two machines, two versions): both kept, told apart
             suite = f"{suite} ({rd})"
-            log.warning(f"t2ibench table: warning: {names[agg['suite']]} runs of suite {agg['suite']!r}; "
+            log.warning(f"t2ibench table: warning: runs of suite {agg['suite']!r} hold the same rows; "
                         f"this one is labelled {suite!r}")
         references[suite] = agg.get("reference")
         runs.append({**{k: agg.get(k) for k in ("run", "suite_hash", "model", "t2ibench", "n_images")}, "suite": suite})

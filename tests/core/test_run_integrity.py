@@ -544,7 +544,21 @@ def test_table_of_two_runs_of_one_suite_keeps_both(run, tmp_path, capsys):
     suites = {e["suite"] for e in doc["entries"]}
     assert suites == {f"integ ({run})", f"integ ({second})"}
     assert any(e["value"] == 12.345 for e in doc["entries"]) and any(e["value"] != 12.345 for e in doc["entries"])
-    assert "2 runs of suite 'integ'" in capsys.readouterr().err
+    assert "runs of suite 'integ' hold the same rows" in capsys.readouterr().err
+
+
+def test_table_of_two_runs_of_one_suite_that_add_rows_merges_them(run, tmp_path, capsys):
+    second = tmp_path / "second"
+    shutil.copytree(run, second)
+    agg = json.loads((second / "results" / "aggregates.json").read_text())
+    for r in agg["rows"]:
+        r["method"] = "sd-again"  # methods scored in another run of the same suite
+    write_aggregates(second, agg)
+    out = tmp_path / "t.json"
+    assert run_cli("table", run, second, "--format", "json", "-o", out) == 0
+    doc = json.loads(out.read_text())
+    assert {e["suite"] for e in doc["entries"]} == {"integ"}
+    assert {e["method"] for e in doc["entries"]} == {"sd", "sd-again"}
 
 
 def test_a_partial_run_is_marked_in_score_table_and_report(run, tmp_path, capsys):
