@@ -10,7 +10,12 @@ Properties, for every example (hypothesis, derandomized):
 - a run directory holding a symbolic link or a FIFO is refused (exit 2) by ``score``,
   ``generate`` and ``report`` alike, never followed, skipped or read;
 - a suite that passes every check reaches the model load with nothing written yet (no
-  ``run.json``): the model load is replaced by a sentinel so that no example loads a model.
+  ``run.json``): the model load is replaced by a sentinel so that no example loads a model;
+  suite files include chains of YAML aliases, small ones and bombs;
+- a sidecar with an edited field beyond key and hash (method, prompt set, prompt, seed, prompt
+  id, index) is refused by ``score``, never rescored;
+- ``check`` on generated tolerance and reference files ends with exit 0, 1 or 2, and with 2
+  whenever a tolerance, margin or reference value is not a finite number.
 
 The run-directory damages start from one small tiny-sd run generated and scored once per
 module (CLIP score on the shipped tinyworld CLIP, loaded once), copied for each example. Besides
@@ -121,8 +126,12 @@ def suite_texts(draw) -> bytes:
         text = yaml.safe_dump(doc, allow_unicode=True).encode()
     except Exception:  # pragma: no cover - every generated value is YAML-able
         text = b"name: x\n"
-    shape = draw(st.sampled_from(["whole"] * 6 + ["truncated", "bytes"]))
-    if shape == "truncated":
+    shape = draw(st.sampled_from(["whole"] * 6 + ["truncated", "bytes", "anchors"]))
+    if shape == "anchors":  # a chain of aliases, each level repeating the last: small ones parse, big ones are bombs
+        depth, width = draw(st.integers(1, 12)), draw(st.integers(2, 9))
+        chain = "a0: &a0 [lol]\n" + "".join(f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * width)}]\n" for i in range(1, depth))
+        text = chain.encode() + text
+    elif shape == "truncated":
         text = text[: draw(st.integers(0, len(text)))]
     elif shape == "bytes":
         text = draw(st.binary(max_size=64))
@@ -234,7 +243,7 @@ def _files(run: Path) -> list[str]:
 damage = st.tuples(
     st.integers(0, 10**6),  # which file (index modulo the file count)
     st.sampled_from(["truncate", "flip", "delete", "json-value", "json-field", "dir", "junk", "suite", "score-value",
-                     "link-dir", "link-file", "fifo", "odd-png"]),
+                     "link-dir", "link-file", "fifo", "odd-png", "sidecar-field"]),
     st.integers(0, 10**6),  # offset / length seed
     values,
     st.lists(mutation, min_size=1, max_size=2),
@@ -271,6 +280,10 @@ def _link_out(path: Path, num: int) -> None:
     path.symlink_to(dst)
 
 
+#: runs of the current example whose sidecar got an edited field (score must refuse them)
+EDITED_SIDECARS: set[str] = set()
+
+
 def _damage(run: Path, files: list[str], spec: tuple) -> None:
     index, kind, num, value, suite_edits = spec
     if kind == "score-value":  # a cached per-image value, the file the index would rarely pick
@@ -287,6 +300,18 @@ def _damage(run: Path, files: list[str], spec: tuple) -> None:
         meta = json.loads(side.read_text())
         meta["image_sha256"] = hashlib.sha256(data).hexdigest()  # consistent: the hash check passes
         side.write_text(json.dumps(meta))
+        return
+    if kind == "sidecar-field":  # a field beyond key and hash, edited to another plausible value
+        sides = [f for f in files if f.startswith("images/") and f.endswith(".json")]
+        side = run / sides[index % len(sides)]
+        if side.is_fifo() or not side.is_file():
+            return
+        meta = json.loads(side.read_text())
+        field = ("method", "prompt_set", "prompt", "seed", "prompt_id", "index")[num % 6]
+        meta[field] = {"method": "other", "prompt_set": "elsewhere", "prompt": f"{meta.get('prompt')} edited",
+                       "seed": int(meta.get("seed", 0)) + 1, "prompt_id": "p00099", "index": 7}[field]
+        side.write_text(json.dumps(meta))
+        EDITED_SIDECARS.add(str(run))
         return
     path = run / files[index % len(files)]
     if kind == "link-dir":  # one of the file's folders inside the run (scores, results, a method's ...)
@@ -367,6 +392,7 @@ def test_fuzz_damaged_run_directories(sandbox, base_run, monkeypatch):
     @given(damages=st.lists(damage, min_size=1, max_size=3))
     def check(damages) -> None:
         work = Path(tempfile.mkdtemp(dir=sandbox))
+        EDITED_SIDECARS.clear()
         try:
             run = work / "a" / "b" / "run"
             shutil.copytree(base_run, run)
@@ -381,7 +407,9 @@ def test_fuzz_damaged_run_directories(sandbox, base_run, monkeypatch):
             seen[("special", bool(special))] = seen.get(("special", bool(special)), 0) + 1
             code, err = _call(["score", str(run), "--quiet"])
             seen[("score", code)] = seen.get(("score", code), 0) + 1
-            _check_exit(code, err, {0, 2} if not special else {2})
+            edited = str(run) in EDITED_SIDECARS
+            seen[("edited", edited)] = seen.get(("edited", edited), 0) + 1
+            _check_exit(code, err, {0, 2} if not (special or edited) else {2})
             code, err = _call(["report", str(run)])
             seen[("report", code)] = seen.get(("report", code), 0) + 1
             _check_exit(code, err, {0, 2} if not special else {2})
@@ -402,3 +430,54 @@ def test_fuzz_damaged_run_directories(sandbox, base_run, monkeypatch):
     assert sum(v for (cmd, _), v in seen.items() if cmd == "score") >= N
     assert seen.get(("score", 0), 0) >= N // 40 and seen.get(("score", 2), 0) > N // 6, seen
     assert seen.get(("special", True), 0) >= N // 20, seen  # links and FIFOs were tried
+    assert seen.get(("edited", True), 0) >= N // 40, seen  # edited sidecar fields were tried
+
+
+# -- gate files ---------------------------------------------------------------------------------
+def _has_non_finite(obj: Any) -> bool:
+    if isinstance(obj, float):
+        return obj != obj or obj in (float("inf"), float("-inf"))
+    if isinstance(obj, dict):
+        return any(_has_non_finite(v) for v in obj.values())
+    if isinstance(obj, list):
+        return any(_has_non_finite(v) for v in obj)
+    return False
+
+
+numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 5), st.none(), st.booleans(),
+                    st.sampled_from(["abc", "0.1", [0.1], {"abs": 0.1}]))
+tolerance_docs = st.fixed_dictionaries({}, optional={
+    "default": st.one_of(st.dictionaries(st.sampled_from(["abs", "rel", "x"]), numbers, max_size=2), numbers),
+    "columns": st.one_of(st.dictionaries(st.sampled_from(["clip_score", "*", "sd/mixed/clip_score"]),
+                                         st.dictionaries(st.sampled_from(["abs", "rel"]), numbers, max_size=2), max_size=2),
+                         numbers),
+    "comparisons": st.lists(st.fixed_dictionaries({"method": st.sampled_from(["sd", "x"]), "columns": st.just("clip_score")},
+                                                  optional={"margin": numbers, "verdict": st.sampled_from(["better", "?"]),
+                                                            "than": st.just("sd")}), max_size=2),
+})
+
+
+def test_fuzz_gate_files(sandbox, base_run, tmp_path):
+    """check with generated tolerance and reference files: exit 0, 1 or 2 (one line), and always 2
+    when a tolerance, a margin or a reference value is not a finite number (a NaN passes everything)."""
+    ref = tmp_path / "ref.json"
+    assert main(["table", str(base_run), "--format", "json", "-o", str(ref)]) == 0
+    table = json.loads(ref.read_text())
+    seen: dict[Any, int] = {}
+
+    @settings(max_examples=max(N // 2, 20), deadline=None, derandomize=True, database=None)
+    @given(tol=tolerance_docs, values=st.lists(numbers, max_size=3), fmt=st.sampled_from(["yaml", "json"]))
+    def check(tol, values, fmt) -> None:
+        doc = copy.deepcopy(table)
+        for entry, value in zip([e for e in doc["entries"] if e.get("value") is not None], values):
+            entry["value"] = value
+        (tmp_path / "r.json").write_text(json.dumps(doc))
+        tol_path = tmp_path / f"t.{fmt}"
+        tol_path.write_text(yaml.safe_dump(tol) if fmt == "yaml" else json.dumps(tol))
+        code, err = _call(["check", str(base_run), "--against", str(tmp_path / "r.json"), "--tolerance", str(tol_path)])
+        seen[code] = seen.get(code, 0) + 1
+        bad = _has_non_finite(tol) or _has_non_finite(values)
+        _check_exit(code, err, {2} if bad else {0, 1, 2})
+
+    check()
+    assert seen.get(2, 0) > 0 and (seen.get(0, 0) + seen.get(1, 0)) > 0, seen
