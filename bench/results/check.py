@@ -114,8 +114,8 @@ def load_tolerance(path: Path | str | None) -> dict[str, Any]:
     expected = "a tolerance file (default / columns / comparisons; see `t2ibench check --help`)"
     data = _read(path, "tolerance file", expected)
     data = _mapping({} if data is None else data, f"tolerance file {path}", {"default", "columns", "comparisons"}, expected)
-    default = (_tolerance_spec(data["default"], f"{path}: default") if data.get("default") is not None
-               else dict(DEFAULT_TOLERANCE))
+    given = data.get("default")
+    default = _tolerance_spec(given, f"{path}: default") if given not in (None, {}) else dict(DEFAULT_TOLERANCE)
     columns_in = data.get("columns") or {}
     if not isinstance(columns_in, dict):
         raise UserError(f"{path}: columns is a {type(columns_in).__name__}; expected a mapping pattern -> {{abs, rel}}")
