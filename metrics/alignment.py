@@ -66,6 +66,18 @@ class AlignmentAccuracy(Metric):
     def compute(self) -> torch.Tensor:
         return self.correct / self.total
 
+    def compute_all(self) -> torch.Tensor:
+        """Accuracy over every image, categories pooled (float64 scalar)."""
+        return self.correct.sum() / self.total.sum()
+
+
+def _column_means(names: Sequence[str], values: Sequence[float], index: Sequence[int]) -> dict[str, float]:
+    """{name: mean of the values whose ``index`` points at it} through :class:`AlignmentAccuracy`;
+    the pooled mean under ``"all"``."""
+    metric = AlignmentAccuracy(names)
+    metric.update(values, index)
+    return {**dict(zip(names, metric.compute().tolist())), "all": float(metric.compute_all())}
+
 
 def _category(meta: Mapping[str, Any]) -> str:
     pm = meta.get("prompt_meta") or {}
@@ -130,20 +142,31 @@ class AlignmentScorer(Scorer):
         return [{"correct": float(v["correct"]), "checks": dict(v.get("checks") or {})} if isinstance(v, Mapping)
                 else {"correct": float(v)} for v in values]
 
+    def _entry(self, values: Sequence[float], value: float) -> dict[str, Any]:
+        """An aggregate entry: ``value`` (the metric's), with n and the bootstrap interval of ``values``."""
+        return {**mean_ci(values, n_boot=self.bootstrap), "value": value, "lower_is_better": False}
+
     def aggregate(self, values, metas):
+        """Columns through :class:`AlignmentAccuracy` (categories, then checks), each with a 95 % bootstrap interval."""
         by: dict[str, list[float]] = defaultdict(list)
         for v, m in zip(values, metas):
             by[_category(m)].append(v["correct"])
-        out = {}
-        for cat, vals in sorted(by.items()):
-            out[f"accuracy:{cat}"] = {**mean_ci(vals, n_boot=self.bootstrap), "lower_is_better": False}
-        out["accuracy:all"] = {**mean_ci([v["correct"] for v in values], n_boot=self.bootstrap), "lower_is_better": False}
+        cats = sorted(by)
+        correct = [float(v["correct"]) for v in values]
+        acc = _column_means(cats, correct, [cats.index(_category(m)) for m in metas]) if values else {}
+        out = {f"accuracy:{cat}": self._entry(by[cat], acc[cat]) for cat in cats}
+        out["accuracy:all"] = {**mean_ci(correct, n_boot=self.bootstrap), "lower_is_better": False}
+        if values:
+            out["accuracy:all"]["value"] = acc["all"]
         checks: dict[str, list[float]] = defaultdict(list)
         for v in values:
             for name, ok in (v.get("checks") or {}).items():
                 checks[name].append(float(ok))
-        for name, vals in sorted(checks.items()):
-            out[f"check:{name}"] = {**mean_ci(vals, n_boot=self.bootstrap), "lower_is_better": False}
+        names = sorted(checks)
+        held = _column_means(names, [x for n in names for x in checks[n]],
+                             [i for i, n in enumerate(names) for _ in checks[n]]) if names else {}
+        for name in names:
+            out[f"check:{name}"] = self._entry(checks[name], held[name])
         return out
 
     def column_samples(self, values, metas) -> dict[str, ColumnSample]:

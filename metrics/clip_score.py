@@ -32,6 +32,7 @@ from t2ibench.metrics.common import (
     prompt_of,
     tokenize_truncating,
     unwrap_features,
+    wrap_updates,
 )
 
 DEFAULT_MODEL = "openai/clip-vit-large-patch14"
@@ -169,7 +170,9 @@ def clip_score(images: Sequence[Any], texts: Sequence[str], backend, clamp: str 
 
 
 class CLIPScore(Metric):
-    """torchmetrics-style CLIP Score. ``update(images: list[PIL], texts: list[str])``.
+    """torchmetrics-style CLIP Score. ``update(images: list[PIL], texts: list[str])`` encodes with
+    ``backend``; ``update_cosines(cos)`` / ``update_scores(100·cos)`` take precomputed values (then
+    ``backend`` may be None).
 
     States (float64/long, merged by sum): ``score_sum`` (Σ 100·cos), ``clamped_sum``
     (Σ max(100·cos, 0)), ``n_samples``, ``n_truncated``.
@@ -183,21 +186,31 @@ class CLIPScore(Metric):
     n_samples: torch.Tensor
     n_truncated: torch.Tensor
 
-    def __init__(self, backend, clamp: str = "mean", **kwargs: Any) -> None:
+    def __init__(self, backend: Any = None, clamp: str = "mean", **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        if clamp not in ("mean", "per-image"):
+            raise ValueError(f"clamp {clamp!r}; expected 'mean' or 'per-image'")
         self.backend = backend
         self.clamp = clamp
         self.add_state("score_sum", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("clamped_sum", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("n_samples", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
         self.add_state("n_truncated", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+        wrap_updates(self, "update_cosines", "update_scores")
 
     def update(self, images: Sequence[Any], texts: Sequence[str]) -> None:
+        if self.backend is None:
+            raise ValueError("CLIPScore built without a backend: feed update_cosines or update_scores")
         cos, truncated = clip_cosines(self.backend, images, texts)
         self.update_cosines(cos, truncated)
 
     def update_cosines(self, cosines, truncated: Sequence[bool] = ()) -> None:
-        s = 100.0 * torch.as_tensor(cosines, dtype=torch.float64)
+        """Image-caption cosines (B,) and which captions were truncated."""
+        self.update_scores(100.0 * torch.as_tensor(cosines, dtype=torch.float64), truncated)
+
+    def update_scores(self, scores, truncated: Sequence[bool] = ()) -> None:
+        """Per-pair scores 100·cos (B,) and which captions were truncated."""
+        s = torch.as_tensor(scores, dtype=torch.float64)
         self.score_sum += s.sum()
         self.clamped_sum += s.clamp(min=0).sum()
         self.n_samples += s.numel()
@@ -272,12 +285,16 @@ class CLIPScoreScorer(ClipBackedScorer):
         return [{"score": float(100.0 * c), "truncated": bool(t)} for c, t in zip(cos.tolist(), truncated)]
 
     def aggregate(self, values, metas):
+        """``clip_score``: :class:`CLIPScore` over the per-image scores, with a 95 % bootstrap interval."""
         s = np.array([v["score"] for v in values], dtype=np.float64)
         entry = mean_ci(np.clip(s, 0, None) if self.clamp == "per-image" else s)
-        if entry["value"] is not None and self.clamp == "mean":
-            entry["value"] = max(entry["value"], 0.0)
-            entry["ci"] = [max(c, 0.0) for c in entry["ci"]] if entry["ci"] else None
-        entry["n_truncated"] = int(sum(v["truncated"] for v in values))
+        metric = CLIPScore(clamp=self.clamp)
+        metric.update_scores(s, [v["truncated"] for v in values])
+        if entry["value"] is not None:
+            entry["value"] = float(metric.compute())
+        if entry["ci"] and self.clamp == "mean":
+            entry["ci"] = [max(c, 0.0) for c in entry["ci"]]
+        entry["n_truncated"] = int(metric.n_truncated)
         entry["lower_is_better"] = False
         return {self.name: entry}
 

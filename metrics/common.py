@@ -3,8 +3,10 @@
 A *Metric* (torchmetrics API: ``update`` / ``compute`` / ``reset``, float64 states with
 ``dist_reduce_fx`` so they merge across ranks) is what a user drives by hand. A *Scorer* is
 what ``t2ibench score`` drives over a run directory: it turns images into per-image values
-(cached on disk by image content and configuration) and per-image values into aggregates.
-Every scorer here has both.
+(cached on disk by image content and configuration) and per-image values into aggregates. The
+CLIP Score, ImageReward, alignment and fairness scorers take each column's value from their
+Metric (fed the cached per-image values, then ``compute()``); the intervals are the scorers' own.
+FID computes the generated set's covariance centred (see ``FIDScorer.aggregate``).
 """
 
 from __future__ import annotations
@@ -142,6 +144,14 @@ def mean_sample(items: Sequence[int], x: Sequence[float] | np.ndarray, floor: fl
         return m if floor is None else np.maximum(m, floor)
 
     return ColumnSample(np.asarray(items, dtype=np.int64), stat)
+
+
+def wrap_updates(metric: Any, *names: str) -> None:
+    """Give ``metric``'s extra update methods (``update_features``, ``update_scores``, ...) what
+    torchmetrics gives ``update``: each call drops the cached ``compute()`` result and counts as an
+    update. Call at the end of the Metric's ``__init__``."""
+    for name in names:
+        setattr(metric, name, metric._wrap_update(getattr(metric, name)))
 
 
 class Scorer:

@@ -135,7 +135,10 @@ def fairness_column(items: np.ndarray, preds: np.ndarray, num_classes: int, kind
 class FairnessDiscrepancy(Metric):
     """torchmetrics-style FD over K categories. ``update(preds)`` with class indices or (B, K) scores.
 
-    State: ``counts`` (float64, (K,), merged by sum). ``compute()`` → FD; ``kl()`` → KL(p̂‖u).
+    State: ``counts`` (float64, (K,), merged by sum). ``compute()`` → FD; ``kl()`` → KL(p̂‖u) in
+    nats. ``estimator``: ``"plugin"`` (default: ‖p̂ − u‖₂, the papers' numbers) or ``"corrected"``
+    (unbiased FD², Miller-Madow KL; :mod:`~t2ibench.metrics.fairness_intervals`); with fewer than
+    2 images nothing can be corrected and both give the plug-in values.
     """
 
     is_differentiable = False
@@ -143,9 +146,10 @@ class FairnessDiscrepancy(Metric):
     full_state_update = False
     counts: torch.Tensor
 
-    def __init__(self, num_classes: int, **kwargs: Any) -> None:
+    def __init__(self, num_classes: int, estimator: Estimator = "plugin", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.num_classes = num_classes
+        self.estimator = check_estimator(estimator)
         self.add_state("counts", torch.zeros(num_classes, dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, preds: torch.Tensor) -> None:
@@ -157,12 +161,17 @@ class FairnessDiscrepancy(Metric):
     def shares(self) -> torch.Tensor:
         return self.counts / self.counts.sum()
 
+    def _estimates(self) -> tuple[float, float]:
+        counts = self.counts.detach().cpu().numpy()
+        estimator: Estimator = self.estimator if counts.sum() >= 2 else "plugin"
+        fd, kl = fd_kl_estimates(counts, estimator)
+        return float(fd), float(kl)
+
     def compute(self) -> torch.Tensor:
-        p = self.shares()
-        return torch.linalg.vector_norm(p - 1.0 / self.num_classes).double()
+        return torch.tensor(self._estimates()[0], dtype=torch.float64)
 
     def kl(self) -> torch.Tensor:
-        return torch.tensor(kl_from_shares(self.shares().numpy()), dtype=torch.float64)
+        return torch.tensor(self._estimates()[1], dtype=torch.float64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -233,6 +242,12 @@ def _fairness_meta(meta: Mapping[str, Any]) -> Mapping[str, Any]:
     if "categories" not in pm:
         raise ValueError(f"image {meta.get('key')}: not from a fairness prompt set (prompt_meta has no categories)")
     return pm
+
+
+def _containing(ci: list[float] | None, value: float) -> list[float] | None:
+    """``ci`` widened to contain ``value``: the interval is computed on the noncentrality scale,
+    the value on the FD/KL scale, so the two roundings can leave the value an ulp outside."""
+    return None if ci is None else [min(ci[0], value), max(ci[1], value)]
 
 
 _ESTIMATE_CONVENTION = {
@@ -363,12 +378,15 @@ class FairnessScorer(Scorer):
         for tsa, preds in sorted(by_tsa.items()):
             pm = meta_of[tsa]
             k = len(pm["categories"])
+            metric = FairnessDiscrepancy(k, self.estimator)
+            metric.update(torch.tensor(preds))
+            fd, kl = float(metric.compute()), float(metric.kl())
             rep = fairness_report(preds, k, self.estimator)
             acc = self.reference_accuracy(pm)
             extra = {"shares": dict(zip(pm["categories"], rep["shares"])), "classifier_accuracy": acc}
-            out[f"fd:{tsa}"] = {"value": rep["fd"], "n": rep["n"], "ci": rep["fd_ci"], "plugin": rep["fd_plugin"],
+            out[f"fd:{tsa}"] = {"value": fd, "n": rep["n"], "ci": _containing(rep["fd_ci"], fd), "plugin": rep["fd_plugin"],
                                 "lower_is_better": True, **extra}
-            out[f"kl:{tsa}"] = {"value": rep["kl"], "n": rep["n"], "ci": rep["kl_ci"], "plugin": rep["kl_plugin"],
+            out[f"kl:{tsa}"] = {"value": kl, "n": rep["n"], "ci": _containing(rep["kl_ci"], kl), "plugin": rep["kl_plugin"],
                                 "lower_is_better": True, **extra}
         return out
 

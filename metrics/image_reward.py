@@ -33,7 +33,17 @@ import torch.nn.functional as F
 from torch import nn
 from torchmetrics import Metric
 
-from t2ibench.metrics.common import CLIP_MEAN, CLIP_STD, ColumnSample, NotAvailable, Scorer, mean_ci, mean_sample, prompt_of
+from t2ibench.metrics.common import (
+    CLIP_MEAN,
+    CLIP_STD,
+    ColumnSample,
+    NotAvailable,
+    Scorer,
+    mean_ci,
+    mean_sample,
+    prompt_of,
+    wrap_updates,
+)
 from t2ibench.placement import module_device
 
 REWARD_MEAN = 0.16717362830052426
@@ -352,7 +362,9 @@ def image_reward(model: ImageRewardModel, tokenizer, images: Sequence[Any], prom
 
 
 class ImageReward(Metric):
-    """torchmetrics-style mean ImageReward. States: ``total``, ``total_sq`` (float64), ``n`` (sum-merged)."""
+    """torchmetrics-style mean ImageReward. ``update(images, prompts)`` scores with ``model`` and
+    ``tokenizer``; ``update_scores(rewards)`` takes precomputed rewards (B,) (then both may be None).
+    States: ``total``, ``total_sq`` (float64), ``n`` (sum-merged)."""
 
     is_differentiable = False
     higher_is_better = True
@@ -361,15 +373,22 @@ class ImageReward(Metric):
     total_sq: torch.Tensor
     n: torch.Tensor
 
-    def __init__(self, model: ImageRewardModel, tokenizer, **kwargs: Any) -> None:
+    def __init__(self, model: ImageRewardModel | None = None, tokenizer: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.model, self.tokenizer = model, tokenizer
         self.add_state("total", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("total_sq", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("n", torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+        wrap_updates(self, "update_scores")
 
     def update(self, images: Sequence[Any], prompts: Sequence[str]) -> None:
-        r = image_reward(self.model, self.tokenizer, images, prompts).to(self.total.device)
+        if self.model is None or self.tokenizer is None:
+            raise ValueError("ImageReward metric built without model and tokenizer: feed update_scores")
+        self.update_scores(image_reward(self.model, self.tokenizer, images, prompts))
+
+    def update_scores(self, rewards: Any) -> None:
+        """Precomputed standardised rewards (B,)."""
+        r = torch.as_tensor(rewards, dtype=torch.float64).flatten().to(self.total.device)
         self.total += r.sum()
         self.total_sq += (r * r).sum()
         self.n += r.numel()
@@ -417,7 +436,13 @@ class ImageRewardScorer(Scorer):
         return [float(x) for x in r]
 
     def aggregate(self, values, metas):
-        return {self.name: {**mean_ci(values), "lower_is_better": False}}
+        """``image_reward``: the :class:`ImageReward` metric over the per-image rewards, with a 95 % bootstrap interval."""
+        entry = mean_ci(values)
+        if entry["value"] is not None:
+            metric = ImageReward()
+            metric.update_scores(values)
+            entry["value"] = float(metric.compute())
+        return {self.name: {**entry, "lower_is_better": False}}
 
     def column_samples(self, values, metas) -> dict[str, ColumnSample]:
         return {self.name: mean_sample(range(len(values)), values)}
