@@ -26,7 +26,7 @@ COMMAND_MODULES = (
     "t2ibench.analysis.cli",
     "t2ibench.report.cli",
     "t2ibench.world.cli",
-    "t2ibench.baselines.iti_gen_cli",
+    "t2ibench.baselines.iti_gen.cli",
 )
 
 

@@ -51,7 +51,7 @@ def test_itigen_train_cli(tmp_path):
     from PIL import Image
 
     from t2ibench.baselines.iti_gen import InclusiveTokens
-    from t2ibench.baselines.iti_gen_cli import add_commands
+    from t2ibench.baselines.iti_gen import add_commands
 
     clip_dir = tmp_path / "clip"
     tiny_clip().save_pretrained(str(clip_dir))

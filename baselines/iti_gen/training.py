@@ -400,7 +400,7 @@ def encode_inclusive(
     """Embeddings of ``base + learned tokens of category k`` per row, in ``layout`` (None: the tokens' own).
 
     Tokens imported from the authors' prompt embeddings (a ``prompt_embeds`` tensor (K, 77, D),
-    see ``iti_gen_import``) are used as they are (SD 1.x: one text encoder).
+    see ``t2ibench.baselines.iti_gen.released``) are used as they are (SD 1.x: one text encoder).
     """
     layout = layout or tokens[0].layout
     encs = text_encoders(pipe)

@@ -1,9 +1,9 @@
 """``t2ibench itigen train`` / ``import``: learn ITI-GEN inclusive tokens for one tSA from reference
 folders (``--category`` pairs or ``--celeba DIR`` in ITI-GEN's folder layout), or import the
 authors' released ``.pth`` tokens / ``.pt`` prompt embeddings
-(``t2ibench itigen import FILE --tsa Smiling --out DIR``; see ``iti_gen_import``).
+(``t2ibench itigen import FILE --tsa Smiling --out DIR``; see ``t2ibench.baselines.iti_gen.released``).
 
-Wire into the CLI with ``t2ibench.baselines.iti_gen_cli.add_commands(subparsers)``.
+Wire into the CLI with ``t2ibench.baselines.iti_gen.cli.add_commands(subparsers)``.
 
     t2ibench itigen train --clip DIR --tsa Smiling \\
         --category "not smiling=refs/not_smiling" --category "smiling=refs/smiling" \\
@@ -68,10 +68,10 @@ def add_commands(subparsers) -> None:
 
 
 def run_train(args) -> int:
-    from t2ibench.baselines.iti_gen import train_iti_gen
+    from t2ibench.baselines.iti_gen.training import train_iti_gen
 
     if args.celeba is not None:
-        from t2ibench.baselines.iti_gen_import import reference_folders
+        from t2ibench.baselines.iti_gen.released import reference_folders
         from t2ibench.datasets.attributes import TSAS
 
         if args.category:
@@ -96,7 +96,7 @@ def run_train(args) -> int:
 
 
 def run_import(args) -> int:
-    from t2ibench.baselines.iti_gen_import import import_released
+    from t2ibench.baselines.iti_gen.released import import_released
     from t2ibench.datasets.attributes import TSAS
 
     if args.tsa not in TSAS:
