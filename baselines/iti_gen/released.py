@@ -24,7 +24,7 @@ from typing import Sequence
 
 import torch
 
-from t2ibench.baselines.iti_gen.training import InclusiveTokens
+from t2ibench.baselines.iti_gen.tokens import InclusiveTokens
 from t2ibench.errors import UserError
 
 #: tSAs whose reference category order equals the attributes prompt set's (others: CelebA, reversed)

@@ -1,14 +1,6 @@
-"""``iti-gen``: inclusive prompts (Zhang et al., ICCV 2023) — learned tokens per tSA category.
-
-Prompt: the base prompt ("a headshot of a person") with ``n_tokens`` (3) learned token
-embeddings of the category at its end-of-text position, in one of two layouts
-(``t2ibench.attention.text.token_layout``): ``"reference"`` (ITI-GEN's: the tokens overwrite
-end-of-text, ``!`` padding, feature read after the tokens; the default for new tokens) or
-``"shifted"`` (end-of-text moves right; the layout of token files without a ``layout`` key,
-e.g. the shipped tinyworld tokens). Generation is balanced: image ``i`` uses category ``i % K``.
-
-Training (``train_iti_gen``), CLIP image and text encoders frozen, only the tokens learn;
-``objective="reference"`` (default) follows ITI-GEN ``iti_gen/model.py`` (docs/protocols.md):
+"""Learning ITI-GEN inclusive tokens (``train_iti_gen``): CLIP image and text encoders frozen, only
+the tokens learn; ``objective="reference"`` (default) follows ITI-GEN ``iti_gen/model.py``
+(docs/protocols.md):
 
 - direction loss over category pairs (i, j):
   ``1 − cos(normalise(ē_i − ē_j), normalise(t_i − t_j))`` with ``ē_k`` the mean of the
@@ -30,128 +22,25 @@ Training (``train_iti_gen``), CLIP image and text encoders frozen, only the toke
 Any Hugging Face ``CLIPModel`` works; the tokens live in its text token-embedding space, so for
 generation use a CLIP whose text encoder is the pipeline's (SD 1.4: openai/clip-vit-large-patch14)
 or at least has its width.
-
-Files: ``<out>/<tsa>.safetensors`` (tensor ``tokens`` (K, n_tokens, D); optionally one tensor
-per pipeline encoder, ``text_encoder`` / ``text_encoder_2``, for SDXL) and ``<out>/<tsa>.json``
-(tsa, categories, base_prompt, n_tokens, width, clip, settings, loss history).
 """
 
 from __future__ import annotations
 
-import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from t2ibench.attention import ControlledMethod
-from t2ibench.attention.text import (
-    LAYOUT_REFERENCE,
-    LAYOUT_SHIFTED,
-    LAYOUTS,
-    PromptEmbeds,
-    as_token_embeddings,
-    encode_ids,
-    encode_prompts,
-    injected_tokens,
-    text_encoders,
-    token_layout,
-)
-from t2ibench.baselines.fairness import base_prompt, category, category_meta
+from t2ibench.attention.text import LAYOUT_REFERENCE, LAYOUTS, as_token_embeddings, injected_tokens, token_layout
+from t2ibench.baselines.iti_gen.tokens import InclusiveTokens
 from t2ibench.errors import UserError
-from t2ibench.types import ImageJob, SamplerConfig
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
-# --- learned tokens on disk ----------------------------------------------------------------
-@dataclass
-class InclusiveTokens:
-    """Learned tokens of one tSA: ``tokens[name]`` is (K, n_tokens, D); ``name`` "tokens" is generic."""
-
-    tsa: str
-    categories: list[str]
-    base_prompt: str
-    tokens: dict[str, torch.Tensor]
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def n_tokens(self) -> int:
-        return next(v for k, v in self.tokens.items() if k != "prompt_embeds").shape[1]
-
-    @property
-    def layout(self) -> str:
-        """The prompt layout the tokens were learned in (files without the key: ``"shifted"``)."""
-        return str(self.meta.get("layout", LAYOUT_SHIFTED))
-
-    def save(self, out_dir: str | Path) -> Path:
-        from safetensors.torch import save_file
-
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        stem = out / _file_stem(self.tsa)
-        save_file({k: v.detach().float().contiguous().cpu() for k, v in self.tokens.items()}, str(stem) + ".safetensors")
-        info = {
-            "tsa": self.tsa, "categories": self.categories, "base_prompt": self.base_prompt, "n_tokens": self.n_tokens,
-            "widths": {k: int(v.shape[-1]) for k, v in self.tokens.items()}, **self.meta,
-        }
-        Path(str(stem) + ".json").write_text(json.dumps(info, indent=2))
-        return Path(str(stem) + ".safetensors")
-
-    @classmethod
-    def load(cls, path: str | Path) -> "InclusiveTokens":
-        from safetensors.torch import load_file
-
-        path = Path(path)
-        if path.suffix != ".safetensors":
-            path = path.with_suffix(".safetensors") if path.suffix == ".json" else Path(str(path) + ".safetensors")
-        info_path = path.with_suffix(".json")
-        if not path.is_file() or not info_path.is_file():
-            raise UserError(f"iti-gen tokens: {path} (and .json) not found; train them with `t2ibench itigen train`")
-        info = json.loads(info_path.read_text())
-        meta = {k: v for k, v in info.items() if k not in ("tsa", "categories", "base_prompt", "n_tokens", "widths")}
-        return cls(info["tsa"], list(info["categories"]), info["base_prompt"], load_file(str(path)), meta)
-
-    def for_encoder(self, name: str, width: int) -> torch.Tensor:
-        """(K, n_tokens, width) tokens for one of the pipeline's text encoders."""
-        if name in self.tokens:
-            t = self.tokens[name]
-        else:
-            matches = [t for k, t in self.tokens.items() if k != "prompt_embeds" and t.shape[-1] == width]
-            if not matches:
-                have = {k: int(v.shape[-1]) for k, v in self.tokens.items()}
-                raise UserError(f"iti-gen tokens for {self.tsa!r} have widths {have}; the pipeline's {name} needs {width}")
-            t = matches[0]
-        if t.shape[-1] != width:
-            raise UserError(f"iti-gen tokens {name!r} for {self.tsa!r} have width {t.shape[-1]}; the pipeline needs {width}")
-        return t
-
-
-def _file_stem(tsa: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in tsa)
-
-
-#: ``tokens_dir`` value naming the tokens shipped with the tinyworld models
-SHIPPED_TINYWORLD = "@tinyworld"
-
-
-def resolve_tokens_dir(tokens_dir: str | Path) -> Path:
-    """A tokens folder, or ``"@tinyworld"`` for the shipped tinyworld tokens."""
-    if str(tokens_dir) == SHIPPED_TINYWORLD:
-        from t2ibench.world.paths import itigen_dir
-
-        return itigen_dir()
-    return Path(tokens_dir)
-
-
-def tokens_path(tokens_dir: str | Path, tsa: str) -> Path:
-    return resolve_tokens_dir(tokens_dir) / (_file_stem(tsa) + ".safetensors")
-
-
-# --- training ------------------------------------------------------------------------------
 def _features(out: Any) -> torch.Tensor:
     """CLIP ``get_*_features`` output → tensor (transformers 5 returns a ModelOutput)."""
     if isinstance(out, torch.Tensor):
@@ -377,116 +266,3 @@ def _epoch_batches(feats: list[torch.Tensor], steps: int, batch_size: int, batch
             idx = [i for kk, i in chunk if kk == k]
             rows.append(f[idx].mean(0) if idx else torch.full_like(f[0], float("nan")))
         yield torch.stack(rows)
-
-
-# --- generation ----------------------------------------------------------------------------
-@dataclass
-class InclusivePrompts:
-    """Embeddings of ``base + learned tokens`` per row, the tokens' positions and the feature position per row."""
-
-    embeds: PromptEmbeds
-    positions: list[list[int]]
-    after: list[int]
-    layout: str
-
-
-def _tokenizer_for(pipe: Any, encoder_name: str) -> Any:
-    return pipe.tokenizer_2 if encoder_name == "text_encoder_2" else pipe.tokenizer
-
-
-def encode_inclusive(
-    pipe: Any, base_texts: Sequence[str], tokens: Sequence[InclusiveTokens], cats: Sequence[int], layout: str | None = None
-) -> InclusivePrompts:
-    """Embeddings of ``base + learned tokens of category k`` per row, in ``layout`` (None: the tokens' own).
-
-    Tokens imported from the authors' prompt embeddings (a ``prompt_embeds`` tensor (K, 77, D),
-    see ``t2ibench.baselines.iti_gen.released``) are used as they are (SD 1.x: one text encoder).
-    """
-    layout = layout or tokens[0].layout
-    encs = text_encoders(pipe)
-    if all("prompt_embeds" in tok.tokens for tok in tokens):
-        if len(encs) != 1:
-            raise UserError("iti-gen: imported prompt embeddings are for an SD 1.x pipeline (one text encoder); this pipeline has two")
-        enc = next(iter(encs.values()))
-        rows = [tok.tokens["prompt_embeds"][k] for tok, k in zip(tokens, cats)]
-        lays = [token_layout(pipe.tokenizer, base, tok.n_tokens, LAYOUT_REFERENCE) for base, tok in zip(base_texts, tokens)]
-        embeds = PromptEmbeds(torch.stack(rows).to(device=enc.device, dtype=enc.dtype))
-        return InclusivePrompts(embeds, [lay.positions for lay in lays], [lay.feature_position for lay in lays], LAYOUT_REFERENCE)
-    ids: dict[str, torch.Tensor] = {}
-    vectors: dict[str, list[torch.Tensor]] = {}
-    positions: list[list[int]] = []
-    after: list[int] = []
-    for name, enc in encs.items():
-        width = enc.get_input_embeddings().embedding_dim
-        lays = [token_layout(_tokenizer_for(pipe, name), base, tok.n_tokens, layout) for base, tok in zip(base_texts, tokens)]
-        ids[name] = torch.tensor([lay.input_ids for lay in lays])
-        vectors[name] = [as_token_embeddings(tok.for_encoder(name, width)[k], lay.positions, enc, layout)
-                         for tok, k, lay in zip(tokens, cats, lays)]
-        if not positions:
-            positions = [lay.positions for lay in lays]
-            after = [lay.feature_position for lay in lays]
-    with injected_tokens(encs, positions, vectors):
-        embeds = encode_ids(pipe, ids, after)
-    return InclusivePrompts(embeds, positions, after, layout)
-
-
-def encode_base(pipe: Any, texts: Sequence[str], layout: str) -> PromptEmbeds:
-    """The plain base prompt, padded as the layout pads (``"reference"``: ``!`` after end-of-text)."""
-    if layout != LAYOUT_REFERENCE:
-        return encode_prompts(pipe, texts)
-    from t2ibench.attention.text import reference_padded_ids
-
-    ids = {name: torch.tensor([reference_padded_ids(_tokenizer_for(pipe, name), t) for t in texts]) for name in text_encoders(pipe)}
-    return encode_ids(pipe, ids)
-
-
-class ItiGen(ControlledMethod):
-    name = "iti-gen"
-    summary = "ITI-GEN inclusive prompts: learned tokens per tSA category, balanced (baseline)"
-
-    def __init__(self, tokens_dir: str | None = None, layout: str | None = None) -> None:
-        """``tokens_dir``: folder with ``<tsa>.safetensors`` + ``<tsa>.json`` from ``t2ibench itigen train``
-        (or ``t2ibench itigen import``), or ``"@tinyworld"`` for the tokens shipped with the tinyworld
-        models. ``layout``: prompt layout, ``"reference"`` or ``"shifted"``; None = the layout the
-        tokens were learned in (their ``.json``)."""
-        if layout is not None and layout not in LAYOUTS:
-            raise ValueError(f"layout must be one of {LAYOUTS} or None, got {layout!r}")
-        self.tokens_dir = tokens_dir
-        self.layout = layout
-        self._tokens: dict[str, InclusiveTokens] = {}
-
-    def tokens_for(self, job: ImageJob) -> InclusiveTokens:
-        tsa = job.prompt.meta.get("tsa")
-        if not tsa:
-            raise UserError(f"method {self.name!r}: prompt {job.prompt.id!r} has no meta.tsa; expected a fairness prompt set")
-        if tsa not in self._tokens:
-            if not self.tokens_dir:
-                raise UserError(f"method {self.name!r}: params.tokens_dir not set; expected the folder of learned tokens (t2ibench itigen train)")
-            tok = InclusiveTokens.load(tokens_path(self.tokens_dir, tsa))
-            cats = [str(c) for c in job.prompt.meta.get("categories", [])]
-            if cats and cats != tok.categories:
-                raise UserError(f"method {self.name!r}: tokens for {tsa!r} were learned for categories {tok.categories}; the prompt set has {cats}")
-            self._tokens[tsa] = tok
-        return self._tokens[tsa]
-
-    def inclusive_prompts(self, pipe: Any, jobs: Sequence[ImageJob]) -> InclusivePrompts:
-        toks = [self.tokens_for(job) for job in jobs]
-        cats = [category(job, self.name)[0] for job in jobs]
-        return encode_inclusive(pipe, [base_prompt(job) for job in jobs], toks, cats, self.layout)
-
-    def inclusive_embeds(self, pipe: Any, jobs: Sequence[ImageJob]) -> tuple[PromptEmbeds, list[list[int]]]:
-        out = self.inclusive_prompts(pipe, jobs)
-        return out.embeds, out.positions
-
-    def prompt_text(self, job: ImageJob) -> str:
-        return base_prompt(job)
-
-    def pipeline_kwargs(self, pipe: Any, jobs: Sequence[ImageJob], texts: Sequence[str], sampler: SamplerConfig) -> dict:
-        embeds, _ = self.inclusive_embeds(pipe, jobs)
-        return embeds.kwargs()
-
-    def image_meta(self, job: ImageJob) -> dict:
-        meta = {**category_meta(job, self.name), "inclusive_tokens": 3 if not self._tokens else self.tokens_for(job).n_tokens}
-        if self._tokens:
-            meta["prompt_layout"] = self.layout or self.tokens_for(job).layout
-        return meta

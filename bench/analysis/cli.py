@@ -213,7 +213,7 @@ def _sources(args, pipe):
     inclusive: PromptSource | None = None
     hard_text, tsa_words = args.hard, [w for w in (args.tsa_word or "").split(",") if w]
     if args.iti_gen:
-        from t2ibench.baselines.iti_gen import InclusiveTokens, encode_inclusive
+        from t2ibench.baselines.iti_gen import InclusiveTokens, category_prompt
 
         from .switch import PAPER_HARD_PROMPTS
 
@@ -225,13 +225,8 @@ def _sources(args, pipe):
             tsa_words = tsa_words or hard_text.split()[-3:]
         if not 0 <= k < len(tok.categories):
             raise UserError(f"--category {k}: expected 0..{len(tok.categories) - 1} for {tok.categories}")
-        encoded = encode_inclusive(pipe, [tok.base_prompt], [tok], [k])
-        embeds, positions = encoded.embeds, encoded.positions
-        from ..attention.text import with_placeholders
-
-        text, _ = with_placeholders(pipe.tokenizer, tok.base_prompt, tok.n_tokens)
-        names = {p: f"<{tok.categories[k]}:{i}>" for i, p in enumerate(positions[0])}
-        inclusive = PromptSource("inclusive", text, tsa=positions[0], embeds=embeds, token_names=names)
+        prompt = category_prompt(pipe, tok, k)
+        inclusive = PromptSource("inclusive", prompt.text, tsa=prompt.positions, embeds=prompt.embeds, token_names=prompt.token_names)
         if not hard_text:
             hard_text = f"{tok.base_prompt} {tok.categories[k]}"
             tsa_words = tsa_words or [tok.categories[k]]

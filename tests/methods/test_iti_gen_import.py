@@ -7,8 +7,7 @@ import collections
 import pytest
 import torch
 
-from t2ibench.baselines.iti_gen import InclusiveTokens, ItiGen, encode_inclusive
-from t2ibench.baselines.iti_gen import import_released, reference_folders
+from t2ibench.baselines.iti_gen import InclusiveTokens, ItiGen, encode_inclusive, import_released, reference_folders
 from t2ibench.errors import UserError
 
 from _helpers.methods import SAMPLER, fair_jobs

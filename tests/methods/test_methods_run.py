@@ -50,8 +50,7 @@ def test_bad_parameters_are_user_errors(tmp_path):
 def test_itigen_train_cli(tmp_path):
     from PIL import Image
 
-    from t2ibench.baselines.iti_gen import InclusiveTokens
-    from t2ibench.baselines.iti_gen import add_commands
+    from t2ibench.baselines.iti_gen import InclusiveTokens, add_commands
 
     clip_dir = tmp_path / "clip"
     tiny_clip().save_pretrained(str(clip_dir))
