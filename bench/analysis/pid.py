@@ -1,25 +1,7 @@
 """DiffusionPID: pointwise mutual information of prompt terms with an image, via the denoiser.
 
-Estimator (Kong et al., ICLR 2024; used by DiffusionPID, Dewan et al. 2024):
-
-    i(x; y | c) = 1/2 ∫ E_ε ‖ε̂(x_α | c) − ε̂(x_α | c, y)‖² dα            ("orthogonal")
-    i(x; y | c) = 1/2 ∫ E_ε [‖ε − ε̂(x_α | c)‖² − ‖ε − ε̂(x_α | c, y)‖²] dα ("mmse", noisier)
-
-with ``α`` the log-SNR and ``x_α = sqrt(σ(α)) x + sqrt(σ(−α)) ε`` (σ the logistic sigmoid, so
-``σ(α)`` is DDPM's ``ᾱ``). Units: nats, ``x`` being the VAE latent (scaled by the VAE's
-``scaling_factor``), summed over latent channels and pixels.
-
-Integration over α: importance sampling from a logistic(loc=1, scale=2) truncated to the
-standardised range ``|α − loc| / scale <= clip`` with ``clip=3`` — i.e. α ∈ [−5, 7], the
-convention of Kong et al.'s code (``clip`` bounds the standardised variable, not α itself).
-Each sample carries the weight ``1 / q(α)`` of the truncated density, so the sample mean of
-``w · f(α)`` is an unbiased estimate of ``∫ f dα`` over that range. Quantiles are stratified
-(one uniform draw per stratum) unless ``stratified=False``.
-
-Mapping α to the model: ``x_α`` uses the exact σ(±α); the timestep fed to the UNet is the
-fractional ``t`` where the scheduler's ``log(ᾱ_t / (1 − ᾱ_t))`` equals α (linear interpolation
-over the training timesteps; clamped to [0, T−1]). For SD's scaled-linear schedule the range
-[−5, 7] lies inside [−5.4, 7.1]. ``v_prediction`` models are converted to ε.
+The estimator's maths (log-SNR sampling and weights, the integrand, the pixel maps) is in
+:mod:`.pid_math`; this module runs it through a pipeline's UNet.
 
 Conditioning convention (this project's choice, documented here and in every CSV): a term ``y``
 is a word or phrase of the prompt. For two terms y1, y2 of prompt P, the context ``c`` is P with
@@ -34,73 +16,28 @@ prompts with and without words) or each token replaced by ``<|endoftext|>`` (``m
 positions kept). All conditions of one estimate share the same x, α samples and noise ε, so a
 term whose removal leaves the text embedding unchanged, or a model that ignores the text,
 gives exactly 0.
-
-Pixel level: the per-latent-pixel squared error (summed over channels) instead of the total,
-upsampled bilinearly to the image size and rescaled so the map's sum equals the image-level
-value (nats per image pixel).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import UserError
-from .pid_math import PID, pid_from_pmi
+from .pid_math import (
+    ESTIMATORS,
+    PID,
+    MIEstimate,
+    logsnr_samples,
+    logsnr_to_timestep,
+    mi_estimate,
+    mi_integrand,
+    noisy_latents,
+    pid_from_pmi,
+)
 from .tokens import drop_terms
-
-ESTIMATORS = ("orthogonal", "mmse")
-
-
-# -- log-SNR sampling ---------------------------------------------------------------------------
-def logsnr_samples(
-    n: int,
-    loc: float = 1.0,
-    scale: float = 2.0,
-    clip: float = 3.0,
-    generator: torch.Generator | None = None,
-    stratified: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` log-SNR values from the truncated logistic and their importance weights (float64).
-
-    ``mean(weights * f(logsnr))`` estimates ``∫ f(α) dα`` over ``[loc − clip·scale, loc + clip·scale]``;
-    for ``f = 1`` it is exactly that interval's length up to sampling noise
-    (``E[w] = 2·clip·scale``).
-    """
-    if n < 1:
-        raise UserError(f"n_samples: {n}; expected >= 1")
-    u = torch.rand(n, generator=generator, dtype=torch.float64)
-    if stratified:
-        u = (torch.arange(n, dtype=torch.float64) + u) / n
-    lo, hi = torch.sigmoid(torch.tensor(-clip, dtype=torch.float64)), torch.sigmoid(torch.tensor(clip, dtype=torch.float64))
-    p = lo + (hi - lo) * u
-    z = torch.logit(p)
-    logsnr = loc + scale * z
-    # truncated logistic density q(α) = σ(z)σ(−z) / (scale · (σ(c) − σ(−c)))
-    weights = scale * (hi - lo) / (torch.sigmoid(z) * torch.sigmoid(-z))
-    return logsnr, weights
-
-
-def schedule_logsnr(alphas_cumprod: torch.Tensor) -> torch.Tensor:
-    """``log(ᾱ_t / (1 − ᾱ_t))`` per training timestep (float64, decreasing in t)."""
-    a = alphas_cumprod.double()
-    return torch.log(a) - torch.log1p(-a)
-
-
-def logsnr_to_timestep(logsnr: torch.Tensor, alphas_cumprod: torch.Tensor) -> torch.Tensor:
-    """Fractional training timestep whose schedule log-SNR equals ``logsnr`` (clamped to range)."""
-    table = schedule_logsnr(alphas_cumprod)  # decreasing
-    rev = table.flip(0)  # increasing, index j <-> t = T-1-j
-    x = logsnr.double().clamp(rev[0].item(), rev[-1].item())
-    j = torch.searchsorted(rev, x).clamp(1, len(rev) - 1)
-    x0, x1 = rev[j - 1], rev[j]
-    frac = (x - x0) / (x1 - x0).clamp_min(1e-12)
-    jf = (j - 1).double() + frac
-    return (len(rev) - 1) - jf
 
 
 # -- the pipeline as a denoiser -----------------------------------------------------------------
@@ -176,29 +113,6 @@ def _eps(pipe: Any, x_t: torch.Tensor, t: torch.Tensor, conds: Sequence[Conditio
     return out.view(k, b, *out.shape[1:])
 
 
-@dataclass
-class MIEstimate:
-    """One pointwise-MI estimate: ``value`` (nats), its Monte-Carlo standard error, and the
-    per-latent-pixel map ``(h, w)`` (nats; sums to ``value``)."""
-
-    value: float
-    stderr: float
-    latent_map: torch.Tensor
-    base: str
-    cond: str
-
-    def pixel_map(self, size: tuple[int, int]) -> torch.Tensor:
-        return upsample_mass(self.latent_map, size)
-
-
-def upsample_mass(m: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Bilinear upsampling of a (h, w) density that keeps its sum (float64)."""
-    h, w = m.shape
-    up = F.interpolate(m.double()[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
-    s = up.sum()
-    return up * (m.sum() / s) if s.abs() > 0 else up
-
-
 def pointwise_mi(
     pipe: Any,
     latents: torch.Tensor,
@@ -241,25 +155,13 @@ def pointwise_mi(
             nb = a.shape[0]
             eps = torch.randn(nb, c, h, w, generator=gen)
             ab = torch.sigmoid(a)
-            x_t = ab.sqrt().float().view(-1, 1, 1, 1) * x0 + torch.sigmoid(-a).sqrt().float().view(-1, 1, 1, 1) * eps
+            x_t = noisy_latents(x0, a, eps)
             pred = _eps(pipe, x_t.to(pipe.unet.device), timesteps[sl], [conds[t] for t in order], ab).cpu()
-            wt = weights[sl].view(-1, 1, 1)
             for name, (base, cond) in pairs.items():
-                eb, ec = pred[index[base]].double(), pred[index[cond]].double()
-                if estimator == "orthogonal":
-                    err = ((eb - ec) ** 2).sum(1)
-                else:
-                    e = eps.double()
-                    err = ((e - eb) ** 2).sum(1) - ((e - ec) ** 2).sum(1)
-                contrib = 0.5 * wt * err  # (nb, h, w)
+                contrib = mi_integrand(pred[index[base]], pred[index[cond]], eps, weights[sl], estimator)
                 per_sample[name][sl] = contrib.sum((1, 2))
                 maps[name] += contrib.sum(0)
-    out = {}
-    for name, (base, cond) in pairs.items():
-        v = per_sample[name]
-        se = float(v.std(unbiased=True) / math.sqrt(n_samples)) if n_samples > 1 else float("nan")
-        out[name] = MIEstimate(float(v.mean()), se, maps[name] / n_samples, base, cond)
-    return out
+    return {name: mi_estimate(per_sample[name], maps[name], base, cond) for name, (base, cond) in pairs.items()}
 
 
 # -- images -------------------------------------------------------------------------------------

@@ -3,17 +3,8 @@ import copy
 import pytest
 import torch
 
-from t2ibench.analysis.pid import (
-    bias_probe,
-    estimate_pid,
-    logsnr_samples,
-    logsnr_to_timestep,
-    pid_over_seeds,
-    pointwise_mi,
-    schedule_logsnr,
-    summarise,
-    upsample_mass,
-)
+from t2ibench.analysis.pid import bias_probe, estimate_pid, pid_over_seeds, pointwise_mi, summarise
+from t2ibench.analysis.pid_math import logsnr_samples, logsnr_to_timestep, schedule_logsnr, upsample_mass
 from t2ibench.analysis.tokens import drop_terms, find_term, term_token_positions
 from t2ibench.errors import UserError
 
