@@ -285,7 +285,8 @@ def _delta(v, lo, hi, verdict):
 
 
 def test_headline_table_shows_deltas_with_markers_and_tables_stay_narrow():
-    from t2ibench.results.table import MAX_COLUMNS, to_markdown
+    from t2ibench.results.layout import MAX_COLUMNS
+    from t2ibench.results.table import to_markdown
 
     cols = ["fid"] + [f"fd-ev.fd:t{i}" for i in range(12)]
     entries = []
