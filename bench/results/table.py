@@ -34,6 +34,18 @@ def entries_of(aggregates: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+REVIEW_CONVENTION = ("`t2ibench review`: a person's verdicts on the questions the judge answered; review-human = "
+                     "their accuracy, review-judge = the judge's on the same questions, review-kappa = Cohen's kappa of "
+                     "the two (undefined when both give every question one verdict), n = images reviewed")
+
+
+def review_entries(run_dir: Path | str, agg: dict[str, Any]) -> list[dict[str, Any]]:
+    """Entries of the human reviews stored in the run directory (``t2ibench review --import``)."""
+    from ..report.review import review_rows
+
+    return entries_of({**agg, "rows": review_rows(run_dir, agg)})
+
+
 def _variants(run_dir: Path | str) -> dict[str, str]:
     """``{label: method name}`` of the run's suite methods whose label differs from the name
     (ablations and other configured variants); empty when the suite cannot be read."""
@@ -83,11 +95,14 @@ def collect(run_dirs: Iterable[Path | str]) -> TableDoc:
                         f"this one is labelled {suite!r}")
         references[suite] = agg.get("reference")
         runs.append({**{k: agg.get(k) for k in ("run", "suite_hash", "model", "t2ibench", "n_images")}, "suite": suite})
-        entries += [{**e, "suite": suite} for e in entries_of(agg)]
+        reviewed = review_entries(rd, agg)
+        entries += [{**e, "suite": suite} for e in entries_of(agg) + reviewed]
         conv = conventions.setdefault(suite, {})
         for label, info in agg.get("metrics", {}).items():
             conv[label] = {"name": info.get("name"), "available": info.get("available"), "reason": info.get("reason"),
                            **(info.get("conventions") or {})}
+        for label in {e["metric"] for e in reviewed}:
+            conv[label]["review"] = REVIEW_CONVENTION
         variants.setdefault(suite, {}).update(_variants(rd))
     seen: dict[tuple, dict[str, Any]] = {}
     for e in entries:  # later runs override earlier ones for the same key
