@@ -181,12 +181,15 @@ def write_review(run_dir: Path | str, metric: str = METRIC_NAME, out: Path | str
 def _read_csv(path: Path) -> list[dict[str, str]]:
     expected = "the CSV that `t2ibench review` wrote or its sheet exported"
     text = read_user_file(path, what="review file", expected=expected, text=True).lstrip("\ufeff")
+    header = text.split("\n", 1)[0]
+    delimiter = next((d for d in (",", ";", "\t") if d in header), ",")  # spreadsheets in some locales save with ;
     try:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
         missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
         if missing:
             raise UserError(f"review file {path}: no column {missing[0]!r}; expected {expected} (columns {list(REQUIRED)})")
-        return [{k: (v or "").strip() for k, v in row.items() if isinstance(k, str)} for row in reader]
+        rows = [{k: (v or "").strip() for k, v in row.items() if isinstance(k, str)} for row in reader]
+        return [r for r in rows if any(r.values())]  # a spreadsheet's trailing empty rows
     except csv.Error as exc:
         raise UserError(f"review file {path}: damaged CSV ({exc}); expected {expected}") from None
 

@@ -33,6 +33,9 @@ th, td { border: 1px solid #ccc; padding: 0.3em 0.5em; vertical-align: top; text
 thead th { position: sticky; top: 0; background: #f4f4f4; }
 td.image img { width: 192px; image-rendering: pixelated; display: block; }
 td.image { font-size: 0.8em; color: #666; }
+td.prompt { max-width: 18em; }
+td.verdict { white-space: nowrap; }
+tr.first td { border-top: 2px solid #888; }
 .judge-correct { color: #176317; } .judge-wrong { color: #a11; }
 tr.reviewed td.verdict { background: #eef6ee; }
 #bar { position: sticky; top: 0; background: #fff; padding: 0.5em 0; z-index: 1; }
@@ -112,11 +115,12 @@ def _table_rows(sheet: Sheet) -> list[str]:
     for key, group in groupby(sheet.rows, key=lambda r: r.image):
         rows: list[ReviewRow] = list(group)
         for j, r in enumerate(rows):
-            head = ""
+            head, first = "", ""
             if j == 0:
+                first = ' class="first"'
                 head = (f'<td class="image" rowspan="{len(rows)}"><img src="{image_data_uri(sheet.images[key])}" '
-                        f'alt="{escape(key)}">{escape(key)}</td><td rowspan="{len(rows)}">{escape(r.prompt)}</td>')
-            out.append(f'<tr id="r{i}" title="{escape(r.id)}">{head}<td>{escape(r.question)}</td><td>{escape(r.category)}</td>'
+                        f'alt="{escape(key)}">{escape(key)}</td><td class="prompt" rowspan="{len(rows)}">{escape(r.prompt)}</td>')
+            out.append(f'<tr id="r{i}"{first} title="{escape(r.id)}">{head}<td>{escape(r.question)}</td><td>{escape(r.category)}</td>'
                        f'<td>{escape(r.expected)}</td><td>{escape(r.answer)}</td>'
                        f'<td class="judge-{escape(r.judge)}">{escape(r.judge)}</td>'
                        f'<td class="verdict">{_radio(i, "correct", r.human)} {_radio(i, "wrong", r.human)}</td></tr>')

@@ -62,9 +62,9 @@ def _csv_rows(path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
 
 
-def _write_csv(path: Path, rows: list[dict[str, str]]) -> None:
+def _write_csv(path: Path, rows: list[dict[str, str]], delimiter: str = ",") -> None:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), delimiter=delimiter)
     w.writeheader()
     w.writerows(rows)
     path.write_text(buf.getvalue(), encoding="utf-8")
@@ -129,8 +129,10 @@ def test_round_trip_filled_csv_to_table(run, tmp_path, capsys):
     rows = _csv_rows(run / "review" / "vqa_alignment" / "sheet.csv")
     picked = _pick(rows)
     filled = [{**r, "human": picked.get(r["id"], "")} for r in rows]
-    filled[0]["human"] = filled[0]["human"].upper()  # spreadsheets change case
-    _write_csv(tmp_path / "filled.csv", filled)
+    k = next(i for i, r in enumerate(filled) if r["human"])
+    filled[k]["human"] = filled[k]["human"].upper()  # spreadsheets change case,
+    filled.append({k: "" for k in filled[0]})  # leave empty rows at the end,
+    _write_csv(tmp_path / "filled.csv", filled, delimiter=";")  # and save with ; in some locales
     assert run_cli("review", run, "--import", tmp_path / "filled.csv") == 0
     stored = json.loads(next((run / "review" / "vqa_alignment").glob("verdicts-*.json")).read_text())
     assert {k: v["human"] for k, v in stored["verdicts"].items()} == picked
