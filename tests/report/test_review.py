@@ -236,3 +236,48 @@ def test_sheet_in_headless_chromium_toggles_exports_and_imports(run, tmp_path, c
     assert next(r["prompt"] for r in got if INJECTION in r["prompt"])  # the text survives the export
     assert run_cli("review", run, "--import", exported) == 0
     _check_hand_values(run, picked, capsys)
+
+
+def test_later_import_adds_to_and_overrides_stored_verdicts(run, tmp_path):
+    assert run_cli("review", run) == 0
+    rows = _csv_rows(run / "review" / "vqa_alignment" / "sheet.csv")
+    a, b = rows[0]["id"], rows[1]["id"]
+    _write_csv(tmp_path / "one.csv", [{**rows[0], "human": "correct"}])
+    _write_csv(tmp_path / "two.csv", [{**rows[0], "human": "wrong"}, {**rows[1], "human": "correct"}])
+    assert run_cli("review", run, "--import", tmp_path / "one.csv") == 0
+    assert run_cli("review", run, "--import", tmp_path / "two.csv") == 0
+    (stored,) = (run / "review" / "vqa_alignment").glob("verdicts-*.json")
+    assert {k: v["human"] for k, v in json.loads(stored.read_text())["verdicts"].items()} == {a: "wrong", b: "correct"}
+
+
+def test_verdicts_on_an_image_changed_since_are_left_out(run, tmp_path, capsys, caplog):
+    import hashlib
+
+    from PIL import Image
+
+    assert run_cli("review", run) == 0
+    rows = _csv_rows(run / "review" / "vqa_alignment" / "sheet.csv")
+    _write_csv(tmp_path / "v.csv", [{**r, "human": "correct"} for r in rows])
+    assert run_cli("review", run, "--import", tmp_path / "v.csv") == 0
+    png = run / "images" / (rows[0]["image"] + ".png")  # regenerated: other pixels, sidecar updated, run rescored
+    Image.new("RGB", (64, 64), (255, 255, 255)).save(png)
+    side = png.with_suffix(".json")
+    side.write_text(json.dumps({**json.loads(side.read_text()), "image_sha256": hashlib.sha256(png.read_bytes()).hexdigest()}))
+    assert run_cli("score", run, "--quiet") == 0
+    entries = _review_entries(run, capsys)
+    changed = sum(r["image"] == rows[0]["image"] for r in rows)
+    assert entries["review-human:all"]["questions"] == len(rows) - changed
+    assert "changed since the review" in caplog.text
+
+
+def test_kappa_undefined_when_both_say_correct_everywhere_and_the_table_says_so(run, tmp_path, capsys):
+    assert run_cli("review", run) == 0
+    rows = [{**r, "human": "correct"} for r in _csv_rows(run / "review" / "vqa_alignment" / "sheet.csv")
+            if r["judge"] == "correct"]
+    _write_csv(tmp_path / "v.csv", rows)
+    assert run_cli("review", run, "--import", tmp_path / "v.csv") == 0
+    entries = _review_entries(run, capsys)
+    assert entries["review-kappa"]["value"] is None and "kappa undefined" in entries["review-kappa"]["note"]
+    assert entries["review-human:all"]["value"] == entries["review-judge:all"]["value"] == 1.0
+    assert run_cli("table", run) == 0
+    assert "– (kappa undefined: every reviewed question got one and the same verdict" in capsys.readouterr().out
