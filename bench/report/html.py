@@ -30,21 +30,22 @@ import json
 import os
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar, cast
 
 from ..errors import UserError
-from ..fileio import read_user_file, write_output_text
+from ..fileio import write_output_text
 from ..log import get_logger
-from ..results.schema import column_of, has_value
+from ..results import table as T
+from ..results.schema import Aggregates, has_value
 from ..results.scoring import load_aggregates
 from ..store import RunDir
-from ..yaml_input import load_yaml
 from .plots import fd_plot, guidance_sweeps, quality_alignment_plot  # noqa: F401  (guidance_sweeps: public here too)
 
 REPORT_NAME = "report.html"
 THUMB_MAX = 192  # longest side of an inlined sample image, pixels
 MAX_FIGURE_SIDE = 8192  # longest side of an analysis figure the report decodes, pixels
 log = get_logger(__name__)
+_T = TypeVar("_T")
 
 CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222;max-width:1400px}
@@ -63,15 +64,14 @@ code{background:#f5f5f5;padding:1px 3px}
 
 
 # -- reading the run --------------------------------------------------------------------------
-def _lenient(read: Callable[[], Any], default: Any = "mapping") -> Any:
-    """``read()`` if it gives a mapping, else ``default`` (an empty dict unless given), with a
-    warning line for a file that exists but cannot be read."""
+def _lenient(read: Callable[[], _T]) -> _T | None:
+    """``read()``, or None with a warning line when the file it reads exists but is damaged: the
+    page's metadata and results are optional (a report renders for a half-made run); images are not."""
     try:
-        data = read()
+        return read()
     except UserError as exc:
         log.warning(f"t2ibench report: warning: {exc}")
-        data = None
-    return data if isinstance(data, dict) else ({} if default == "mapping" else default)
+        return None
 
 
 def _records(run: RunDir) -> list[dict[str, Any]]:
@@ -116,97 +116,77 @@ def _html_table(head: list[str], rows: list[list[str]], classes: list[list[str]]
     return f"<div class=\"scroll\"><table><tr>{ths}</tr>{''.join(body)}</table></div>"
 
 
-def _detail_table(g: Mapping[str, Any], part: list[str], methods: list[str], label: str) -> str:
-    from ..results import table as T
-
+def _detail_table(g: T.PromptSetTable, block: T.TableBlock) -> str:
     best: dict[str, str] = {}
-    for c in part:
-        vals = [(g["cells"][(m, c)]["value"], m) for m in methods if (m, c) in g["cells"] and has_value(g["cells"][(m, c)])]
-        if len(vals) > 1:
-            lower = any(g["cells"][(m, c)].get("lower_is_better") for _, m in vals)
-            best[c] = (min(vals) if lower else max(vals))[1]
+    for c in block.columns:
+        with_value = [g.cells[(m, c)] for m in block.methods if (m, c) in g.cells and has_value(g.cells[(m, c)])]
+        if len(with_value) > 1:
+            lower = any(e["lower_is_better"] for e in with_value)
+            best[c] = (min if lower else max)(with_value, key=lambda e: cast(float, e["value"]))["method"]
     rows, classes = [], []
-    for m in methods:
-        cells = [T.cell(g["cells"].get((m, c)), n=True) for c in part]
+    for m in block.methods:
+        cells = [T.cell(g.cells.get((m, c)), n=True) for c in block.columns]
         if any(cells):
             rows.append([m] + cells)
             classes.append(["na" if not x or x.startswith("not available") else
-                            ("num best" if best.get(c) == m else "num") for x, c in zip(cells, part)])
-    strip = f"{label}." if label else ""
-    heads = ["method"] + [_esc(c[len(strip):] if strip and c.startswith(strip) else c) + T._arrow(g, c) for c in part]
-    title = f"<p class='meta'><b>{_esc(label)}</b></p>" if label else ""
+                            ("num best" if best.get(c) == m else "num") for x, c in zip(cells, block.columns, strict=True)])
+    heads = ["method"] + [_esc(block.heading(c)) + g.arrow(c) for c in block.columns]
+    title = f"<p class='meta'><b>{_esc(block.label)}</b></p>" if block.label else ""
     return title + _html_table(heads, rows, classes)
 
 
-def suite_variants(suite: Mapping[str, Any]) -> dict[str, str]:
-    """``{label: method name}`` of the suite's methods run under a label of their own (ablations)."""
-    specs = [m for m in suite.get("methods", []) or [] if isinstance(m, dict) and "name" in m]
-    labels = {str(m.get("label") or m["name"]) for m in specs}
-    return {str(m["label"]): str(m["name"]) for m in specs
-            if m.get("label") and m["label"] != m["name"] and m["name"] in labels}
+def _headline_table(g: T.PromptSetTable, block: T.TableBlock, reference: str | None) -> str:
+    rows = [[g.method_label(m)] + [T.headline_cell(g.cells.get((m, c)), reference, m) for c in block.columns]
+            for m in block.methods]
+    ref_txt = f"Δ against {_esc(reference)}" if reference in g.methods else "no reference method"
+    return (f"<p class='meta'>Headline ({ref_txt}): value (Δ ✓ better / ✗ worse, 95 % paired interval excludes 0)</p>"
+            + _html_table(["method"] + [_esc(block.heading(c)) + g.arrow(c) for c in block.columns], rows))
 
 
-def results_table(agg: Mapping[str, Any] | None, variants: Mapping[str, str] | None = None) -> str:
+def results_table(agg: Aggregates | None, variants: Mapping[str, str] | None = None) -> str:
     """The leaderboard's layout (bench.results.table): per prompt set a headline table with the
     deltas against the reference method, then detail tables of at most 10 columns, ablations and
     variants (``variants``: ``{label: base method}``) in tables of their own."""
-    from ..results import table as T
-
     if not agg:
         return '<p class="note">No aggregates: run <code>t2ibench score RUN</code> to fill the results table.</p>'
-    infos = {k: v for k, v in (agg.get("metrics") or {}).items() if isinstance(v, dict)}
-    unavailable = {k: v for k, v in infos.items() if v.get("available") is False}
-    entries = []
-    for r in agg.get("rows", []):
-        if isinstance(r, dict) and "method" in r:
-            e = {"suite": agg.get("suite", "?"), "model": agg.get("model"), "prompt_set": str(r.get("prompt_set", "?")),
-                 **r, "column": column_of(r)}
-            e.setdefault("metric_name", (infos.get(str(r.get("metric"))) or {}).get("name"))
-            entries.append(e)
+    unavailable = {k: v for k, v in agg["metrics"].items() if v.get("available") is False}
+    entries = T.entries_of(agg)
     if not entries and not unavailable:
         return '<p class="note">The aggregates file has no rows.</p>'
-    reference = agg.get("reference")
+    reference = agg["reference"]
     parts = []
-    for (_, pset), g in sorted(T._groups({"entries": entries}).items()):
+    for (_, pset), g in sorted(T.prompt_set_tables(entries).items()):
         parts.append(f"<h3>prompt set: {_esc(pset)}</h3>")
-        methods = T.reference_first(g["methods"], reference)
-        head = T.headline_columns(g)
-        if head:
-            rows = [[T.method_label(g, m)] + [T._headline_cell(g["cells"].get((m, c)), reference, m) for c in head]
-                    for m in methods]
-            ref_txt = f"Δ against {_esc(reference)}" if reference in methods else "no reference method"
-            parts.append(f"<p class='meta'>Headline ({ref_txt}): value (Δ ✓ better / ✗ worse, 95 % paired interval excludes 0)</p>")
-            parts.append(_html_table(["method"] + [_esc(T.headline_label(c)) + T._arrow(g, c) for c in head], rows))
-        main, ablation = T._split_variants(methods, variants or {})
-        for title, subset in (("", main), ("Ablations and variants", ablation)):
-            if not subset:
+        ablation_titled = False
+        for block in T.section_blocks(g, reference, variants or {}):
+            if block.kind == "headline":
+                parts.append(_headline_table(g, block, reference))
                 continue
-            if title:
-                parts.append(f"<p class='meta'><b>{title}</b> (prompt set {_esc(pset)})</p>")
-            for label, cols in T._column_blocks(T._live_columns(g)):
-                for part in T._chunks(cols):
-                    parts.append(_detail_table(g, part, subset, label))
+            if block.ablation and not ablation_titled:
+                parts.append(f"<p class='meta'><b>Ablations and variants</b> (prompt set {_esc(pset)})</p>")
+                ablation_titled = True
+            parts.append(_detail_table(g, block))
+    parts += _results_footer(agg)
+    return "".join(parts)
+
+
+def _results_footer(agg: Aggregates) -> list[str]:
+    """The metrics that could not run, the legend, the metrics' conventions."""
+    parts = []
+    unavailable = {k: v for k, v in agg["metrics"].items() if v.get("available") is False}
     if unavailable:
         items = "".join(f"<li><b>{_esc(k)}</b>: not available: {_esc(v.get('reason'))}</li>" for k, v in unavailable.items())
         parts.append(f'<p class="note">Metrics that could not run (not shown as columns):</p><ul class="note">{items}</ul>')
     parts.append('<p class="meta">value [95 % interval] (n images) Δ difference from the reference method on the '
                  'same prompts and seeds; ✓/✗ significantly better/worse; ↓ lower is better; bold = best in column.</p>')
-    conv = {k: v.get("conventions") for k, v in infos.items() if v.get("conventions")}
+    conv = {k: v.get("conventions") for k, v in agg["metrics"].items() if v.get("conventions")}
     if conv:
         items = "".join(f"<li><b>{_esc(k)}</b>: {_esc(json.dumps(v, sort_keys=True))}</li>" for k, v in conv.items())
         parts.append(f'<details><summary class="meta">metric conventions</summary><ul class="meta">{items}</ul></details>')
-    return "".join(parts)
+    return parts
 
 
 # -- sample grids -----------------------------------------------------------------------------
-def _method_order(suite: Mapping[str, Any]) -> list[str]:
-    out = []
-    for spec in suite.get("methods", []) or []:
-        if isinstance(spec, dict) and (spec.get("label") or spec.get("name")):
-            out.append(str(spec.get("label") or spec.get("name")))
-    return out
-
-
 def sample_grids(
     records: Sequence[Mapping[str, Any]], max_prompts: int = 6, max_images: int = 2, order: Sequence[str] = ()
 ) -> str:
@@ -307,25 +287,23 @@ def render_report(
     out = Path(out) if out else run / "results" / REPORT_NAME
     run_dir = RunDir(run)
     run_dir.check_contained()
-    # the page's metadata is read leniently (a report renders for a half-made run); images are not
-    info = _lenient(run_dir.run_info)
-    suite = _lenient(lambda: load_yaml(read_user_file(run / "suite.yaml", what="suite file", expected="YAML", text=True),
-                                       str(run / "suite.yaml"), "a suite"))
-    agg = _lenient(lambda: load_aggregates(run, missing_ok=True), None)
+    info = _lenient(run_dir.run_info) or {}
+    suite = _lenient(run_dir.suite)
+    agg = _lenient(lambda: load_aggregates(run, missing_ok=True))
     records = _records(run_dir)
-    name = info.get("suite") or suite.get("name") or run.name
+    name = info.get("suite") or (suite.name if suite else run.name)
+    model = suite.model if suite else agg["model"] if agg else "?"
     n_methods = len({r.get("method") for r in records})
     header = (
         f"<h1>t2ibench report: {_esc(name)}</h1>"
-        f"<p class='meta'>run <code>{_esc(run)}</code> · model {_esc(suite.get('model', (agg or {}).get('model', '?')))}"
+        f"<p class='meta'>run <code>{_esc(run)}</code> · model {_esc(model)}"
         f" · suite hash {_esc(str(info.get('suite_hash', '?'))[:12])} · t2ibench {_esc(info.get('t2ibench', '?'))}"
         f" · {len(records)} images, {n_methods} methods · generated {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC</p>"
     )
-    if suite.get("description"):
-        header += f"<p>{_esc(suite['description'])}</p>"
-    sampler = suite.get("sampler")
-    if isinstance(sampler, dict):
-        header += f"<p class='meta'>sampler: {_esc(', '.join(f'{k}={v}' for k, v in sampler.items()))}</p>"
+    if suite and suite.description:
+        header += f"<p>{_esc(suite.description)}</p>"
+    if suite:
+        header += f"<p class='meta'>sampler: {_esc(', '.join(f'{k}={v}' for k, v in suite.sampler.model_dump().items()))}</p>"
     plots = []
     fd = fd_plot(agg)
     if fd:
@@ -337,10 +315,10 @@ def render_report(
     dirs = [run / "analysis", *[Path(d) for d in analysis_dirs]]
     body = (
         header
-        + "<h2>Results</h2>" + results_table(agg, suite_variants(suite))
+        + "<h2>Results</h2>" + results_table(agg, T.suite_variants(suite) if suite else {})
         + "<h2>Plots</h2>" + plots_html
         + "<h2>Samples</h2><p class='meta'>Each row: one prompt and image index, so the same seed across methods.</p>"
-        + sample_grids(records, max_prompts, max_images, _method_order(suite))
+        + sample_grids(records, max_prompts, max_images, [m.label for m in suite.methods] if suite else [])
         + "<h2>Analysis figures</h2>" + analysis_figures(dirs, out.parent)
     )
     return (

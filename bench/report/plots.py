@@ -11,16 +11,12 @@ import base64
 import io
 import re
 from collections import defaultdict
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any
 
+from ..results.schema import Aggregates, interval_of
 
-def _ci_bounds(ci: Any, value: float) -> tuple[float, float] | None:
-    """(low, high) of an interval given as [low, high] or as a half-width around ``value``."""
-    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(v, (int, float)) for v in ci):
-        return float(ci[0]), float(ci[1])
-    if isinstance(ci, (int, float)):
-        return value - float(ci), value + float(ci)
-    return None
+if TYPE_CHECKING:
+    from ..suite import Suite
 
 
 def _fig_b64(fig: Any) -> str:
@@ -41,23 +37,23 @@ def _figure(w: float, h: float):
 FD_COLUMN = re.compile(r"(?:^|\.)fd:(?P<tsa>.+)$")
 
 
-def _metric_name(agg: Mapping[str, Any], label: str) -> str:
-    info = (agg.get("metrics") or {}).get(label) or {}
+def _metric_name(agg: Aggregates, label: str) -> str:
+    info = agg["metrics"].get(label) or {}
     return str(info.get("name") or label)
 
 
-def fd_plot(agg: Mapping[str, Any] | None) -> str | None:
+def fd_plot(agg: Aggregates | None) -> str | None:
     """Grouped bars: FD per tSA (x) per method (bars), error bars from the 95 % interval."""
     if not agg:
         return None
     vals: dict[str, dict[str, tuple[float, float, float]]] = defaultdict(dict)  # value, below, above
-    for r in agg.get("rows", []):
-        match = FD_COLUMN.search(str(r.get("column", "")))
-        if match and isinstance(r.get("value"), (int, float)):
-            v = float(r["value"])
-            lo, hi = _ci_bounds(r.get("ci"), v) or (v, v)
+    for r in agg["rows"]:
+        match = FD_COLUMN.search(r["column"])
+        v = r["value"]
+        if match and v is not None:
+            lo, hi = interval_of(r) or (v, v)
             # asymmetric error bars: a bootstrap interval of a statistic bounded at 0 can lie above it
-            vals[str(r.get("method"))][match.group("tsa")] = (v, max(v - lo, 0.0), max(hi - v, 0.0))
+            vals[r["method"]][match.group("tsa")] = (v, max(v - lo, 0.0), max(hi - v, 0.0))
     if not vals:
         return None
     tsas = sorted({t for d in vals.values() for t in d})
@@ -78,42 +74,33 @@ def fd_plot(agg: Mapping[str, Any] | None) -> str | None:
     return _fig_b64(fig)
 
 
-def guidance_sweeps(suite: Mapping[str, Any]) -> dict[str, dict[str, float]]:
+def guidance_sweeps(suite: Suite) -> dict[str, dict[str, float]]:
     """``{method name: {label: guidance}}`` for every method that the suite runs at two or more
     guidance scales (entries with a ``guidance`` override; the others at the sampler's)."""
-    default = (suite.get("sampler") or {}).get("guidance")
     by_name: dict[str, dict[str, float]] = {}
-    overridden: set[str] = set()
-    for spec in suite.get("methods", []) or []:
-        if not isinstance(spec, dict) or "name" not in spec:
-            continue
-        g = spec.get("guidance")
-        if isinstance(g, (int, float)):
-            overridden.add(spec["name"])
-        else:
-            g = default
-        if isinstance(g, (int, float)):
-            label = spec.get("label") or spec["name"].replace(":", ".")
-            by_name.setdefault(spec["name"], {})[label] = float(g)
+    overridden = {spec.name for spec in suite.methods if spec.guidance is not None}
+    for spec in suite.methods:
+        guidance = suite.sampler.guidance if spec.guidance is None else spec.guidance
+        by_name.setdefault(spec.name, {})[spec.label] = float(guidance)
     return {n: ls for n, ls in by_name.items() if n in overridden and len(set(ls.values())) > 1}
 
 
-def quality_alignment_plot(agg: Mapping[str, Any] | None, suite: Mapping[str, Any]) -> str | None:
+def quality_alignment_plot(agg: Aggregates | None, suite: Suite | None) -> str | None:
     """Fréchet distance (x) vs CLIP Score (y) per method and prompt set where both exist."""
     if not agg:
         return None
     fid: dict[tuple[str, str], float] = {}
     clip: dict[tuple[str, str], float] = {}
-    for r in agg.get("rows", []):
-        if not isinstance(r.get("value"), (int, float)):
+    for r in agg["rows"]:
+        if r["value"] is None:
             continue
-        name = _metric_name(agg, str(r.get("metric", ""))).lower()
-        col = str(r.get("column", "")).lower()
-        key = (str(r.get("method")), str(r.get("prompt_set")))
+        name = _metric_name(agg, r["metric"]).lower()
+        col = r["column"].lower()
+        key = (r["method"], r["prompt_set"])
         if ("fid" in name or "frechet" in name or "fid" in col) and ":" not in col:
-            fid.setdefault(key, float(r["value"]))
+            fid.setdefault(key, r["value"])
         elif "clip_score" in name or "clip_score" in col:
-            clip.setdefault(key, float(r["value"]))
+            clip.setdefault(key, r["value"])
     keys = [k for k in fid if k in clip]
     if not keys:
         return None
@@ -122,7 +109,7 @@ def quality_alignment_plot(agg: Mapping[str, Any] | None, suite: Mapping[str, An
     for k in keys:
         ax.scatter(fid[k], clip[k], s=30)
         ax.annotate(f"{k[0]} ({k[1]})", (fid[k], clip[k]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    for labels in guidance_sweeps(suite).values():
+    for labels in (guidance_sweeps(suite) if suite else {}).values():
         for ps in sorted({k[1] for k in keys}):
             sweep = sorted((labels[k[0]], k) for k in keys if k[1] == ps and k[0] in labels)
             if len(sweep) < 2:

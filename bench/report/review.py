@@ -20,13 +20,16 @@ import csv
 import io
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..errors import UserError
 from ..fileio import atomic_write_json, atomic_write_text, read_json_object, read_user_file
 from ..log import get_logger
 from ..paths import safe_name
 from ..store import ImageRecord, RunDir
+
+if TYPE_CHECKING:
+    from ..results.schema import AggregateRow
 
 log = get_logger(__name__)
 
@@ -267,17 +270,18 @@ def stored_verdicts(path: Path, config_hash: str) -> dict[str, dict[str, str]]:
     return verdicts
 
 
-def review_rows(run_dir: Path | str, agg: Mapping[str, Any]) -> list[dict[str, Any]]:
+def review_rows(run_dir: Path | str, agg: Mapping[str, Any]) -> list[AggregateRow]:
     """Aggregate rows (``bench.results.schema.AggregateRow`` fields) of the stored reviews of a
     scored run: per (metric, method, prompt set), the columns of
     ``t2ibench.metrics.review_agreement.review_columns``. Verdicts of an image that changed since
     the review are left out, with one warning line."""
     from t2ibench.metrics.review_agreement import review_columns
 
+    from ..results.schema import make_row
     from ..results.scoring import column_id
 
     run = RunDir(run_dir)
-    out: list[dict[str, Any]] = []
+    out: list[AggregateRow] = []
     for label, info in sorted((agg.get("metrics") or {}).items()):
         chash = (info or {}).get("config_hash")
         if (info or {}).get("name") != METRIC_NAME or not isinstance(chash, str):
@@ -298,8 +302,8 @@ def review_rows(run_dir: Path | str, agg: Mapping[str, Any]) -> list[dict[str, A
             cols = review_columns([v["image"] for v in vs], [v["category"] for v in vs],
                                   [v["judge"] == "correct" for v in vs], [v["human"] == "correct" for v in vs])
             for col, entry in cols.items():
-                out.append({"method": method, "prompt_set": pset, "metric": label, "metric_name": METRIC_NAME,
-                            "column": column_id(label, METRIC_NAME, col), "available": True, "reason": None, **entry})
+                out.append(make_row(method=method, prompt_set=pset, metric=label, metric_name=METRIC_NAME,
+                                    column=column_id(label, METRIC_NAME, col), **entry))
     return out
 
 

@@ -39,12 +39,12 @@ import math
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from ..errors import UserError
 from ..fileio import read_user_file
 from ..yaml_input import load_yaml
-from .schema import delta_of, has_value
+from .schema import ReferenceEntry, TableEntry
 from .scoring import load_aggregates
 from .table import KEY_FIELDS, TABLE_FORMAT, entries_of
 
@@ -142,7 +142,7 @@ def load_tolerance(path: Path | str | None) -> dict[str, Any]:
     return {"default": default, "columns": columns, "comparisons": comparisons}
 
 
-def load_reference(path: Path | str) -> list[dict[str, Any]]:
+def load_reference(path: Path | str) -> list[ReferenceEntry]:
     """The entries of a reference table (``t2ibench table --format json``), validated: each has the
     key fields as strings and a value that is null or a finite number."""
     expected = f"a t2ibench reference table (format {TABLE_FORMAT!r}; write one with `t2ibench table RUN --format json -o FILE`)"
@@ -152,18 +152,21 @@ def load_reference(path: Path | str) -> list[dict[str, Any]]:
     entries = ref.get("entries", [])
     if not isinstance(entries, list):
         raise UserError(f"reference table {path}: entries is a {type(entries).__name__}; expected a list of entries")
-    for i, e in enumerate(entries):
-        where = f"reference table {path}: entries[{i}]"
-        if not isinstance(e, dict):
-            raise UserError(f"{where}: a {type(e).__name__}; expected a mapping with {', '.join(KEY_FIELDS)} and value")
-        for k in KEY_FIELDS:
-            if not isinstance(e.get(k), str):
-                raise UserError(f"{where}.{k} = {e.get(k)!r:.40}; expected a string")
-        if e.get("value") is not None:
-            _finite(e["value"], f"{where}.value", "null or a finite number")
-        if not isinstance(e.get("available", True), bool) or not isinstance(e.get("lower_is_better"), (bool, type(None))):
-            raise UserError(f"{where}: available / lower_is_better must be true, false (or null for lower_is_better)")
-    return entries
+    return [_reference_entry(e, f"reference table {path}: entries[{i}]") for i, e in enumerate(entries)]
+
+
+def _reference_entry(e: Any, where: str) -> ReferenceEntry:
+    if not isinstance(e, dict):
+        raise UserError(f"{where}: a {type(e).__name__}; expected a mapping with {', '.join(KEY_FIELDS)} and value")
+    for k in KEY_FIELDS:
+        if not isinstance(e.get(k), str):
+            raise UserError(f"{where}.{k} = {e.get(k)!r:.40}; expected a string")
+    value = None if e.get("value") is None else _finite(e["value"], f"{where}.value", "null or a finite number")
+    available, lower = e.get("available", True), e.get("lower_is_better")
+    if not isinstance(available, bool) or not isinstance(lower, (bool, type(None))):
+        raise UserError(f"{where}: available / lower_is_better must be true, false (or null for lower_is_better)")
+    return {"suite": e["suite"], "prompt_set": e["prompt_set"], "method": e["method"], "column": e["column"],
+            "value": value, "available": available, "lower_is_better": lower}
 
 
 def tolerance_for(tol: dict[str, Any], method: str, pset: str, column: str, reference: float) -> float:
@@ -187,52 +190,56 @@ def worse_by(value: float, than: float, lower_is_better: bool | None) -> float:
     return (value - than) if lower_is_better else (than - value)
 
 
-def check_comparisons(entries: list[dict[str, Any]], comparisons: list[dict[str, Any]]) -> tuple[list[Finding], int]:
+def _comparison_findings(c: dict[str, Any], e: TableEntry, by_key: Mapping[tuple[str, str, str], TableEntry],
+                         label: str) -> list[Finding]:
+    """Why entry ``e`` fails comparison ``c`` (none when it holds)."""
+    method, than, margin = e["method"], c.get("than"), float(c.get("margin", 0.0))
+    key = (e["suite"], e["prompt_set"], method, e["column"])
+    lib = e["lower_is_better"]
+    v = e["value"]
+    if not e["available"] or v is None:
+        return [Finding(key, None, None, margin, lib, f"no value in this run ({label})")]
+    if not math.isfinite(v):
+        return [Finding(key, None, v, margin, lib, f"{v} in this run, not a finite number ({label})")]
+    out = []
+    if than is not None:
+        other = by_key.get((e["prompt_set"], str(than), e["column"]))
+        o = other["value"] if other is not None and other["available"] else None
+        if o is None:
+            return [Finding(key, None, v, margin, lib, f"{than} has no value here ({label})")]
+        if not math.isfinite(o) or worse_by(v, o, lib) > margin:
+            bound = "at most" if lib else "at least"
+            out.append(Finding(key, o, v, margin, lib, f"{v:.6g} vs {than}'s {o:.6g}: expected {bound} "
+                                                       f"{than}'s {'+' if lib else '-'} {margin:g}"))
+    if "verdict" in c:
+        d = e.get("delta")
+        if d is None:
+            return out + [Finding(key, None, v, margin, lib, f"no paired delta against the reference ({label})")]
+        ok = d["verdict"] == "better" if c["verdict"] == "better" else d["verdict"] != "worse"
+        if not ok:
+            ci = d["ci"] or [float("nan"), float("nan")]
+            out.append(Finding(key, None, v, margin, lib, f"delta against {d['reference']} {d['value']:+.4g} "
+                                                          f"[{ci[0]:.4g}, {ci[1]:.4g}] is '{d['verdict']}', expected {c['verdict']}"))
+    return out
+
+
+def check_comparisons(entries: list[TableEntry], comparisons: list[dict[str, Any]]) -> tuple[list[Finding], int]:
     """Findings of the tolerance file's ``comparisons`` on one run's entries; (failures, number checked)."""
-    by_key = {(e.get("prompt_set"), e.get("method"), e.get("column")): e for e in entries}
+    by_key = {(e["prompt_set"], e["method"], e["column"]): e for e in entries}
     failures: list[Finding] = []
     checked = 0
     for c in comparisons:
-        method, than, margin = str(c["method"]), c.get("than"), float(c.get("margin", 0.0))
-        mine = [e for e in entries if e.get("method") == method and fnmatchcase(str(e.get("column")), str(c["columns"]))
-                and c.get("prompt_set") in (None, e.get("prompt_set"))]
-        label = f"{method} vs {than or 'reference'} on {c['columns']}"
+        method = str(c["method"])
+        mine = [e for e in entries if e["method"] == method and fnmatchcase(e["column"], str(c["columns"]))
+                and c.get("prompt_set") in (None, e["prompt_set"])]
+        label = f"{method} vs {c.get('than') or 'reference'} on {c['columns']}"
         if not mine:
             failures.append(Finding(("comparison", c.get("prompt_set") or "*", method, str(c["columns"])), None, None,
-                                    margin, None, f"comparison {label}: no entry of this run matches"))
+                                    float(c.get("margin", 0.0)), None, f"comparison {label}: no entry of this run matches"))
             continue
+        checked += len(mine)
         for e in mine:
-            key = (e.get("suite"), e.get("prompt_set"), method, e.get("column"))
-            lib = e.get("lower_is_better")
-            checked += 1
-            if not has_value(e):
-                failures.append(Finding(key, None, None, margin, lib, f"no value in this run ({label})"))
-                continue
-            v = e["value"] if isinstance(e["value"], (int, float)) and not isinstance(e["value"], bool) else math.nan
-            if not math.isfinite(v):
-                failures.append(Finding(key, None, v, margin, lib, f"{v} in this run, not a finite number ({label})"))
-                continue
-            if than is not None:
-                other = by_key.get((e.get("prompt_set"), str(than), e.get("column")))
-                if other is None or not has_value(other):
-                    failures.append(Finding(key, None, v, margin, lib, f"{than} has no value here ({label})"))
-                    continue
-                o = other["value"] if isinstance(other["value"], (int, float)) and not isinstance(other["value"], bool) else math.nan
-                if not math.isfinite(o) or worse_by(v, o, lib) > margin:
-                    bound = "at most" if lib else "at least"
-                    failures.append(Finding(key, o, v, margin, lib, f"{v:.6g} vs {than}'s {o:.6g}: expected {bound} "
-                                                                   f"{than}'s {'+' if lib else '-'} {margin:g}"))
-            if "verdict" in c:
-                d = delta_of(e)
-                if d is None:
-                    failures.append(Finding(key, None, v, margin, lib, f"no paired delta against the reference ({label})"))
-                    continue
-                ok = d["verdict"] == "better" if c["verdict"] == "better" else d["verdict"] != "worse"
-                if not ok:
-                    ci = d.get("ci") or [float("nan"), float("nan")]
-                    failures.append(Finding(key, None, v, margin, lib,
-                                            f"delta against {d['reference']} {d['value']:+.4g} [{ci[0]:.4g}, {ci[1]:.4g}] "
-                                            f"is '{d['verdict']}', expected {c['verdict']}"))
+            failures += _comparison_findings(c, e, by_key, label)
     return failures, checked
 
 
@@ -241,23 +248,23 @@ def check_run(run_dir: Path | str, reference: Path | str, tolerance: Path | str 
     ref_entries = load_reference(reference)
     tol = load_tolerance(tolerance)
     run_entries = entries_of(load_aggregates(run_dir))
-    current = {tuple(e.get(k) for k in KEY_FIELDS): e for e in run_entries}
+    current = {(e["suite"], e["prompt_set"], e["method"], e["column"]): e for e in run_entries}
     failures: list[Finding] = []
     compared = 0
     for e in ref_entries:
-        if not e.get("available", True) or e.get("value") is None:
+        r = e["value"]
+        if not e["available"] or r is None:
             continue
-        key = tuple(e.get(k) for k in KEY_FIELDS)
-        r = float(e["value"])
-        lib = e.get("lower_is_better")
+        key = (e["suite"], e["prompt_set"], e["method"], e["column"])
+        lib = e["lower_is_better"]
         t = tolerance_for(tol, e["method"], e["prompt_set"], e["column"], r)
         compared += 1
         cur = current.get(key)
-        if cur is None or not cur.get("available", True) or cur.get("value") is None:
-            why = "missing in this run" if cur is None else f"no value in this run ({cur.get('reason') or cur.get('note')})"
+        c = cur["value"] if cur is not None and cur["available"] else None
+        if cur is None or c is None:
+            why = "missing in this run" if cur is None else f"no value in this run ({cur['reason'] or cur.get('note')})"
             failures.append(Finding(key, r, None, t, lib, f"{why}; reference {r:.6g}"))
             continue
-        c = cur["value"] if isinstance(cur["value"], (int, float)) and not isinstance(cur["value"], bool) else math.nan
         if not math.isfinite(c):
             failures.append(Finding(key, r, c, t, lib, f"{c} in this run (not a finite number); reference {r:.6g}"))
             continue
@@ -265,5 +272,5 @@ def check_run(run_dir: Path | str, reference: Path | str, tolerance: Path | str 
         if worse > t:
             direction = "lower is better" if lib else "higher is better"
             failures.append(Finding(key, r, c, t, lib, f"{c:.6g} vs reference {r:.6g} ({direction}; worse by {worse:.4g} > tolerance {t:.4g})"))
-    more, checked = check_comparisons(run_entries, tol.get("comparisons", []))
+    more, checked = check_comparisons(run_entries, tol["comparisons"])
     return failures + more, compared + checked

@@ -37,7 +37,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .schema import Delta, DeltaInterval, Verdict
+from .schema import AggregateRow, Delta, DeltaInterval, Verdict, has_value
 
 DEFAULT_REFERENCE = "sd"
 
@@ -116,14 +116,14 @@ def resampled_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.clip(np.divide((a * b).sum(-1), den, out=np.zeros_like(den), where=den > 0), 0.0, 1.0)
 
 
-def add_deltas(rows: list[dict[str, Any]], groups: Mapping[tuple[str, str], tuple[dict, list]], reference: str,
+def add_deltas(rows: list[AggregateRow], groups: Mapping[tuple[str, str], tuple[dict, list]], reference: str,
                *, n_boot: int = 1000) -> None:
     """Attach ``delta`` to every available row of ``rows`` whose method is not ``reference`` and
     whose (prompt set, column) the reference also has; ``groups``: ``{(method, prompt set):
     ({column: ColumnSample}, metas)}`` (in the order the scorer aggregated them)."""
     for row in rows:
         method, pset, column = row["method"], row["prompt_set"], row["column"]
-        if method == reference or not row.get("available") or row.get("value") is None:
+        if method == reference or not has_value(row):
             continue
         mine, ref = groups.get((method, pset)), groups.get((reference, pset))
         if mine is None or ref is None:
@@ -131,10 +131,10 @@ def add_deltas(rows: list[dict[str, Any]], groups: Mapping[tuple[str, str], tupl
         col = _local_column(column, mine[0])
         if col is None or col not in ref[0]:
             continue
-        d = paired_delta(mine[0][col], mine[1], ref[0][col], ref[1], lower_is_better=row.get("lower_is_better"),
+        d = paired_delta(mine[0][col], mine[1], ref[0][col], ref[1], lower_is_better=row["lower_is_better"],
                          n_boot=n_boot, reference=reference)
         if d is not None:
-            row["delta"] = dict(d)
+            row["delta"] = d
 
 
 def _local_column(column: str, samples: Mapping[str, Any]) -> str | None:

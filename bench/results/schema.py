@@ -1,17 +1,17 @@
 """Typed shape of the scoring results (``RUN/results/aggregates.json``) and of the table document.
 
-The files stay plain JSON; these TypedDicts name their fields once, for the writers
-(bench.results.scoring, bench.results.deltas) and the readers (table, check, report), which
-use the accessors below instead of ``.get(..., .get(...))`` chains. Compare lm-eval-harness'
+The files stay plain JSON; these TypedDicts name their fields once. Rows are built by one
+constructor (:func:`make_row`) and checked where a file is read (:func:`validate_aggregates`), so
+the readers (table, check, plots, report) index typed fields. Compare lm-eval-harness'
 ``result_schema.py``.
 
-Versions: ``t2ibench-aggregates/1`` and ``t2ibench-table/1``; ``delta`` and ``plugin`` are
-optional additions (older files read the same, without them).
+Versions: ``t2ibench-aggregates/1`` and ``t2ibench-table/1``; ``delta``, ``plugin`` and the
+image counts are optional fields.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping, Optional, TypedDict, cast
+from typing import Any, Literal, Optional, Sequence, TypedDict, cast
 
 AGGREGATES_FORMAT = "t2ibench-aggregates/1"
 TABLE_FORMAT = "t2ibench-table/1"
@@ -94,39 +94,161 @@ class Aggregates(_AggregatesBase, total=False):
     digest: str  # SHA-256 of the file's other fields (bench.results.scoring.seal_aggregates)
 
 
-class TableEntry(AggregateRow, total=False):
+class TableEntry(AggregateRow):
     """A row of the table document: an aggregate row with its suite and model."""
 
     suite: str
     model: str
 
 
+class TableRun(TypedDict):
+    """A run a table document was made from."""
+
+    run: str
+    suite: str  # as labelled in the table (the suite's name, with the run's path when two runs clash)
+    suite_hash: str
+    model: str
+    t2ibench: str
+    n_images: int
+
+
 class TableDoc(TypedDict):
     format: str
-    runs: list[dict[str, Any]]
+    runs: list[TableRun]
     conventions: dict[str, dict[str, dict[str, Any]]]  # suite -> metric label -> conventions
     variants: dict[str, dict[str, str]]  # suite -> {variant label: base method}
     references: dict[str, Optional[str]]  # suite -> reference method
     entries: list[TableEntry]
 
 
-# -- accessors (tolerant of older files: missing optional fields read as absent) ----------------
-def has_value(row: Mapping[str, Any]) -> bool:
+class ReferenceEntry(TypedDict):
+    """An entry of a reference table as ``t2ibench check`` reads it: the key, the value, its direction."""
+
+    suite: str
+    prompt_set: str
+    method: str
+    column: str
+    value: Optional[float]
+    available: bool
+    lower_is_better: Optional[bool]
+
+
+# -- constructing rows ----------------------------------------------------------------------------
+ROW_FIELDS = ("method", "prompt_set", "metric", "metric_name", "column", "available", "reason", "value", "n", "ci",
+              "lower_is_better")
+
+
+def make_row(*, method: str, prompt_set: str, metric: str, metric_name: str, column: str, available: bool = True,
+             reason: str | None = None, value: float | None = None, n: int = 0, ci: Sequence[float] | None = None,
+             lower_is_better: bool | None = None, **extras: Any) -> AggregateRow:
+    """The one constructor of an aggregate row; ``extras``: a scorer's additional fields
+    (``classifier_accuracy``, ``shares``, ``note``...). A NaN value, or an interval with a
+    missing or NaN end, is stored as null."""
+    interval = None if ci is None or any(v is None or v != v for v in ci) else [float(ci[0]), float(ci[1])]
+    row: AggregateRow = {"method": method, "prompt_set": prompt_set, "metric": metric, "metric_name": metric_name,
+                         "column": column, "available": available, "reason": reason,
+                         "value": None if value is None or value != value else float(value), "n": int(n),
+                         "ci": interval, "lower_is_better": lower_is_better}
+    row.update(extras)  # type: ignore[typeddict-item]  # scorer-specific fields, JSON values
+    return row
+
+
+# -- validating files at the boundary ------------------------------------------------------------
+class SchemaError(ValueError):
+    """A field of a results file that does not have the schema's type: ``where`` and what was expected."""
+
+
+def _number(value: Any, where: str, *, optional: bool) -> float | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SchemaError(f"{where} = {value!r:.40}; expected {'null or ' if optional else ''}a number")
+    return float(value)
+
+
+def _string(value: Any, where: str, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise SchemaError(f"{where} = {value!r:.40}; expected {'null or ' if optional else ''}a string")
+    return value
+
+
+def _interval(value: Any, where: str) -> list[float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != 2:
+        raise SchemaError(f"{where} = {value!r:.40}; expected null or [low, high]")
+    return [cast(float, _number(v, f"{where}[{i}]", optional=False)) for i, v in enumerate(value)]
+
+
+def _delta(value: Any, where: str) -> Delta:
+    if not isinstance(value, dict):
+        raise SchemaError(f"{where}: a {type(value).__name__}; expected a mapping (reference, value, ci, verdict, ...)")
+    if value.get("verdict") not in ("better", "worse", "same"):
+        raise SchemaError(f"{where}.verdict = {value.get('verdict')!r:.40}; expected better, worse or same")
+    _string(value.get("reference"), f"{where}.reference")
+    _number(value.get("value"), f"{where}.value", optional=False)
+    _interval(value.get("ci"), f"{where}.ci")
+    return cast(Delta, value)  # checked: the fields readers use
+
+
+def validate_row(row: Any, where: str) -> AggregateRow:
+    """``row`` checked against :class:`AggregateRow` (required fields and their types; ``delta``
+    when present); extras are kept as they are. A ``SchemaError`` names the first bad field."""
+    if not isinstance(row, dict):
+        raise SchemaError(f"{where}: a {type(row).__name__}; expected a mapping with {', '.join(ROW_FIELDS)}")
+    missing = [k for k in ROW_FIELDS if k not in row]
+    if missing:
+        raise SchemaError(f"{where}: no {missing[0]!r}; expected a mapping with {', '.join(ROW_FIELDS)}")
+    for k in ("method", "prompt_set", "metric", "metric_name", "column"):
+        _string(row[k], f"{where}.{k}")
+    _string(row["reason"], f"{where}.reason", optional=True)
+    for k in ("available",):
+        if not isinstance(row[k], bool):
+            raise SchemaError(f"{where}.{k} = {row[k]!r:.40}; expected true or false")
+    if row["lower_is_better"] is not None and not isinstance(row["lower_is_better"], bool):
+        raise SchemaError(f"{where}.lower_is_better = {row['lower_is_better']!r:.40}; expected true, false or null")
+    value = _number(row["value"], f"{where}.value", optional=True)
+    if isinstance(row["n"], bool) or not isinstance(row["n"], int):
+        raise SchemaError(f"{where}.n = {row['n']!r:.40}; expected an integer")
+    out = cast(AggregateRow, {**row, "value": value, "ci": _interval(row["ci"], f"{where}.ci")})
+    if "delta" in row:
+        out["delta"] = _delta(row["delta"], f"{where}.delta")
+    return out
+
+
+def validate_aggregates(obj: dict[str, Any], where: str) -> Aggregates:
+    """``obj`` (an aggregates file's JSON object) checked against :class:`Aggregates`: its format,
+    header fields, each metric's record and each row. A ``SchemaError`` names the first bad field."""
+    if obj.get("format") != AGGREGATES_FORMAT:
+        raise SchemaError(f"{where}: format {obj.get('format')!r:.40}; expected {AGGREGATES_FORMAT!r}")
+    for k in ("run", "suite", "suite_hash", "model", "t2ibench"):
+        _string(obj.get(k), f"{where}: {k}")
+    if isinstance(obj.get("n_images"), bool) or not isinstance(obj.get("n_images"), int):
+        raise SchemaError(f"{where}: n_images = {obj.get('n_images')!r:.40}; expected an integer")
+    _string(obj.get("reference"), f"{where}: reference", optional=True)
+    metrics = obj.get("metrics")
+    if not isinstance(metrics, dict) or not all(isinstance(v, dict) for v in metrics.values()):
+        raise SchemaError(f"{where}: metrics: expected a mapping label -> metric record")
+    for label, info in metrics.items():
+        if not isinstance(info.get("available", True), bool):
+            raise SchemaError(f"{where}: metrics[{label!r}].available = {info.get('available')!r:.40}; expected true or false")
+        if not isinstance(info.get("conventions") or {}, dict):
+            raise SchemaError(f"{where}: metrics[{label!r}].conventions: expected a mapping")
+    rows = obj.get("rows")
+    if not isinstance(rows, list):
+        raise SchemaError(f"{where}: rows: a {type(rows).__name__}; expected a list of rows")
+    checked = [validate_row(r, f"{where}: rows[{i}]") for i, r in enumerate(rows)]
+    return cast(Aggregates, {**obj, "rows": checked})
+
+
+# -- accessors --------------------------------------------------------------------------------------
+def has_value(row: AggregateRow) -> bool:
     """The row carries a number (the metric ran and produced one)."""
-    return bool(row.get("available", True)) and row.get("value") is not None
+    return row["available"] and row["value"] is not None
 
 
-def delta_of(row: Mapping[str, Any]) -> Delta | None:
-    d = row.get("delta")
-    return cast(Delta, d) if isinstance(d, dict) else None  # a JSON object written as a Delta
-
-
-def interval_of(row: Mapping[str, Any]) -> tuple[float, float] | None:
-    ci = row.get("ci")
-    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(v, (int, float)) for v in ci):
-        return float(ci[0]), float(ci[1])
-    return None
-
-
-def column_of(row: Mapping[str, Any]) -> str:
-    return str(row["column"]) if "column" in row else str(row.get("metric", "?"))
+def interval_of(row: AggregateRow) -> tuple[float, float] | None:
+    ci = row["ci"]
+    return (ci[0], ci[1]) if ci is not None else None

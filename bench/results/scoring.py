@@ -24,7 +24,7 @@ import json
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Mapping, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, Mapping, overload
 
 import torch
 
@@ -38,7 +38,7 @@ from ..registry import builtins_only
 from ..store import RunDir
 from .cache import ScoreCache, chunks, item_key
 from .deltas import add_deltas
-from .schema import AGGREGATES_FORMAT, Aggregates, MetricInfo
+from .schema import AGGREGATES_FORMAT, AggregateRow, Aggregates, MetricInfo, SchemaError, make_row, validate_aggregates
 
 if TYPE_CHECKING:
     from ..suite import Suite
@@ -115,8 +115,8 @@ def _unique_by_key(todo: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
 def score_metric(
     run: RunDir, records: list, spec, scorer, *, quiet: bool = True, shard: tuple[int, int] | None = None,
     reference: str | None = None,
-) -> dict[str, Any]:
-    """Score ``records`` with one scorer (cache-aware) and aggregate. Returns the metric's info and rows.
+) -> tuple[MetricInfo, list[AggregateRow]]:
+    """Score ``records`` with one scorer (cache-aware) and aggregate: the metric's record and its rows.
 
     shard=(rank, world_size): score only every world_size-th missing item starting at rank, and
     skip aggregation (the per-image cache is shared; a later unsharded call aggregates).
@@ -124,76 +124,97 @@ def score_metric(
     """
     common = _metrics_module()
     safe_name(spec.label, "metric label")  # RUN/scores/<label>/: never a path out of the run
-    info: dict[str, Any] = {"name": spec.name, "params": dict(spec.params), "prompt_sets": spec.prompt_sets}
+    info: MetricInfo = {"name": spec.name, "params": dict(spec.params), "prompt_sets": spec.prompt_sets}
     wanted = [r for r in records if spec.prompt_sets is None or r.meta.get("prompt_set") in spec.prompt_sets]
     wanted = [r for r in wanted if scorer.applies(r.meta)]  # e.g. fairness: fairness prompt sets only
     try:
         scorer.check_available()
         config = {"scorer": spec.name, **scorer.config()}
     except common.NotAvailable as exc:
-        return _not_available(info, wanted, spec, str(exc))
+        info.update({"available": False, "reason": str(exc), "config": None, "conventions": {}})
+        groups = sorted({(str(r.meta.get("method")), str(r.meta.get("prompt_set"))) for r in wanted})
+        return info, [_unavailable_row(spec, m, p, str(exc), n=0, lower_is_better=None) for m, p in groups]
 
     chash = common.config_hash(config)
     cache = ScoreCache(run.scores_dir, spec.label, chash, config, scorer.value_kind)
     keys = [item_key(r.meta.get("image_sha256", ""), scorer.item_inputs(r.meta)) for r in wanted]
     cached = cache.load()
     from_disk = set(cached)
-    todo = [(k, r) for k, r in zip(keys, wanted) if k not in cached]
-    # the same pixels+inputs may appear twice in a run: score each key once
-    todo = _unique_by_key(todo)
-    if shard is not None:  # by item key: stable whatever other shards have cached already
-        todo = [(k, r) for k, r in todo if int(k[:8], 16) % shard[1] == shard[0]]
-    t0 = time.perf_counter()
-    for batch in chunks(todo, int(getattr(scorer, "batch_size", 16))):
-        images = [r.load_image() for _, r in batch]
-        values = scorer.score(images, [r.meta for _, r in batch])
-        new = {k: v for (k, _), v in zip(batch, values)}
-        cache.add(new)
-        cached.update(new)
-    if todo and not quiet:
-        log.info(f"t2ibench score: {spec.label}: scored {len(todo)} new images in {time.perf_counter() - t0:.1f}s ({len(wanted) - len(todo)} cached)")
-    info.update(available=True, reason=None, config=config, config_hash=chash, newly_scored=len(todo),
-                cached=len(wanted) - len(todo))
+    newly = _score_missing(cache, cached, list(zip(keys, wanted, strict=True)), scorer, shard=shard,
+                           label=spec.label, quiet=quiet)
+    info.update({"available": True, "reason": None, "config": config, "config_hash": chash, "newly_scored": newly,
+                 "cached": len(wanted) - newly})
     if shard is not None:
-        info["rows"] = []
-        return info
+        return info, []
     try:
         info["conventions"] = scorer.conventions()
     except common.NotAvailable as exc:  # pragma: no cover - conventions never load more than check_available
         info["conventions"] = {"error": str(exc)}
-
-    scorer.observe([cached[k] for k in keys], [r.meta for r in wanted])  # pairing across methods (DreamSim)
-    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for i, r in enumerate(wanted):
-        groups[(str(r.meta.get("method")), str(r.meta.get("prompt_set")))].append(i)
-    rows = []
-    samples: dict[tuple[str, str], tuple[dict, list]] = {}
-    for (method, pset), idx in sorted(groups.items()):
-        base = {"method": method, "prompt_set": pset, "metric": spec.label, "metric_name": spec.name}
-        try:
-            entries = scorer.aggregate([cached[keys[i]] for i in idx], [wanted[i].meta for i in idx])
-            if reference is not None:
-                metas = [wanted[i].meta for i in idx]
-                samples[(method, pset)] = (scorer.column_samples([cached[keys[i]] for i in idx], metas), metas)
-        except common.NotAvailable as exc:
-            rows.append({**base, "column": spec.label, "available": False, "reason": str(exc), "value": None,
-                         "n": len(idx), "ci": None, "lower_is_better": scorer.lower_is_better})
-            continue
-        except (TypeError, ValueError, KeyError, IndexError) as exc:
-            if not any(keys[i] in from_disk for i in idx):
-                raise  # values computed just now: a bug of the scorer, keep its traceback
-            raise UserError(f"cached scores in {cache.dir} do not fit metric {spec.name!r} ({type(exc).__name__}: "
-                            f"{exc}); expected the values `t2ibench score` wrote: delete that folder and score again") from None
-        for col, entry in entries.items():
-            rows.append({**base, "column": column_id(spec.label, scorer.name, col), "available": True, "reason": None,
-                         **_jsonable(entry)})
+    values = [cached[k] for k in keys]
+    scorer.observe(values, [r.meta for r in wanted])  # pairing across methods (DreamSim)
+    try:
+        rows, samples = _aggregate_groups(spec, scorer, values, [r.meta for r in wanted], paired=reference is not None)
+    except (TypeError, ValueError, KeyError, IndexError) as exc:
+        if not any(k in from_disk for k in keys):
+            raise  # values computed just now: a bug of the scorer, keep its traceback
+        raise UserError(f"cached scores in {cache.dir} do not fit metric {spec.name!r} ({type(exc).__name__}: "
+                        f"{exc}); expected the values `t2ibench score` wrote: delete that folder and score again") from None
     if reference is not None:
         add_deltas(rows, samples, reference, n_boot=int(getattr(scorer, "paired_resamples", 1000)))
-    info["rows"] = rows
-    return info
+    return info, rows
 
 
-def _mark_partial(rows: list, records: list, expected: Any) -> None:
+def _score_missing(cache: ScoreCache, cached: dict[str, Any], items: list[tuple[str, Any]], scorer, *,
+                   shard: tuple[int, int] | None, label: str, quiet: bool) -> int:
+    """Score the ``(key, record)`` items not in ``cached`` (each key once; with ``shard``, this rank's
+    share by key), adding them to ``cached`` and the cache on disk; returns how many were scored."""
+    todo = _unique_by_key([(k, r) for k, r in items if k not in cached])  # same pixels+inputs twice: once
+    if shard is not None:  # by item key: stable whatever other shards have cached already
+        todo = [(k, r) for k, r in todo if int(k[:8], 16) % shard[1] == shard[0]]
+    t0 = time.perf_counter()
+    for batch in chunks(todo, int(getattr(scorer, "batch_size", 16))):
+        values = scorer.score([r.load_image() for _, r in batch], [r.meta for _, r in batch])
+        new = {k: v for (k, _), v in zip(batch, values, strict=True)}
+        cache.add(new)
+        cached.update(new)
+    if todo and not quiet:
+        log.info(f"t2ibench score: {label}: scored {len(todo)} new images in {time.perf_counter() - t0:.1f}s "
+                 f"({len(items) - len(todo)} cached)")
+    return len(todo)
+
+
+def _aggregate_groups(spec, scorer, values: list[Any], metas: list[Mapping[str, Any]], *, paired: bool,
+                      ) -> tuple[list[AggregateRow], dict[tuple[str, str], tuple[dict, list]]]:
+    """The rows of every (method, prompt set) group and, when ``paired``, the column samples the
+    paired deltas resample."""
+    common = _metrics_module()
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, meta in enumerate(metas):
+        groups[(str(meta.get("method")), str(meta.get("prompt_set")))].append(i)
+    rows: list[AggregateRow] = []
+    samples: dict[tuple[str, str], tuple[dict, list]] = {}
+    for (method, pset), idx in sorted(groups.items()):
+        group_values, group_metas = [values[i] for i in idx], [metas[i] for i in idx]
+        try:
+            entries = scorer.aggregate(group_values, group_metas)
+            if paired:
+                samples[(method, pset)] = (scorer.column_samples(group_values, group_metas), group_metas)
+        except common.NotAvailable as exc:
+            rows.append(_unavailable_row(spec, method, pset, str(exc), n=len(idx), lower_is_better=scorer.lower_is_better))
+            continue
+        for col, entry in entries.items():
+            rows.append(make_row(method=method, prompt_set=pset, metric=spec.label, metric_name=spec.name,
+                                 column=column_id(spec.label, scorer.name, col), **_jsonable(entry)))
+    return rows, samples
+
+
+def _unavailable_row(spec, method: str, prompt_set: str, reason: str, *, n: int,
+                     lower_is_better: bool | None) -> AggregateRow:
+    return make_row(method=method, prompt_set=prompt_set, metric=spec.label, metric_name=spec.name, column=spec.label,
+                    available=False, reason=reason, n=n, lower_is_better=lower_is_better)
+
+
+def _mark_partial(rows: list[AggregateRow], records: list, expected: Any) -> None:
     """Give each row the images its (method, prompt set) has (``images``) and, where ``run.json``
     records how many the suite asks for, ``expected_images`` and ``partial`` (fewer present);
     one warning line per partial (method, prompt set)."""
@@ -208,17 +229,6 @@ def _mark_partial(rows: list, records: list, expected: Any) -> None:
         if isinstance(expected.get(group), int):
             row["expected_images"] = expected[group]
             row["partial"] = have[group] < expected[group]
-
-
-def _not_available(info: dict, records: list, spec, reason: str) -> dict[str, Any]:
-    info.update(available=False, reason=reason, config=None, conventions={})
-    groups = sorted({(str(r.meta.get("method")), str(r.meta.get("prompt_set"))) for r in records})
-    info["rows"] = [
-        {"method": m, "prompt_set": p, "metric": spec.label, "metric_name": spec.name, "column": spec.label,
-         "available": False, "reason": reason, "value": None, "n": 0, "ci": None, "lower_is_better": None}
-        for m, p in groups
-    ]
-    return info
 
 
 def _jsonable(obj: Any) -> Any:
@@ -300,18 +310,18 @@ def _score_run(run_dir, metrics, *, quiet, scorers, shard, device: torch.device,
     for i, spec in enumerate(specs):
         scorer = ((scorers or {}).get(spec.label) or build_scorer(spec, where=f"metrics[{i}] ({spec.label})")).to(device)
         t0 = time.perf_counter()
-        m = score_metric(run, records, spec, scorer, quiet=quiet, shard=shard, reference=reference)
-        m["seconds"] = round(time.perf_counter() - t0, 2)  # wall time: model load, scoring, aggregation
-        out["rows"] += m.pop("rows")
-        out["metrics"][spec.label] = cast(MetricInfo, m)  # score_metric's info less its rows
+        metric_info, rows = score_metric(run, records, spec, scorer, quiet=quiet, shard=shard, reference=reference)
+        metric_info["seconds"] = round(time.perf_counter() - t0, 2)  # wall time: model load, scoring, aggregation
+        out["rows"] += rows
+        out["metrics"][spec.label] = metric_info
     if shard is not None:
         out["rows"] = []
         return out
     _mark_partial(out["rows"], records, info.get("expected_images"))
     if previous:  # keep the other metrics' results when scoring a subset
         done = set(out["metrics"])
-        out["metrics"] = {**{k: v for k, v in previous.get("metrics", {}).items() if k not in done}, **out["metrics"]}
-        out["rows"] = [r for r in previous.get("rows", []) if r.get("metric") not in done] + out["rows"]
+        out["metrics"] = {**{k: v for k, v in previous["metrics"].items() if k not in done}, **out["metrics"]}
+        out["rows"] = [r for r in previous["rows"] if r["metric"] not in done] + out["rows"]
     atomic_write_json(run.results_dir / AGGREGATES, seal_aggregates(out, records))
     return out
 
@@ -352,12 +362,13 @@ def verify_aggregates(run_dir: Path | str, agg: Mapping[str, Any], path: Path) -
 
 
 @overload
-def load_aggregates(run_dir: Path | str, *, missing_ok: Literal[False] = ..., verify: bool = ...) -> dict[str, Any]: ...
+def load_aggregates(run_dir: Path | str, *, missing_ok: Literal[False] = ..., verify: bool = ...) -> Aggregates: ...
 @overload
-def load_aggregates(run_dir: Path | str, *, missing_ok: bool, verify: bool = ...) -> dict[str, Any] | None: ...
-def load_aggregates(run_dir: Path | str, *, missing_ok: bool = False, verify: bool = True) -> dict[str, Any] | None:
-    """``RUN/results/aggregates.json`` (None when absent and ``missing_ok``); a ``UserError`` when it
-    is damaged or, with ``verify``, fails ``verify_aggregates`` (edited, or stale)."""
+def load_aggregates(run_dir: Path | str, *, missing_ok: bool, verify: bool = ...) -> Aggregates | None: ...
+def load_aggregates(run_dir: Path | str, *, missing_ok: bool = False, verify: bool = True) -> Aggregates | None:
+    """``RUN/results/aggregates.json`` checked against the schema (None when absent and
+    ``missing_ok``); a ``UserError`` when it is damaged, does not fit the schema or, with
+    ``verify``, fails ``verify_aggregates`` (edited, or stale)."""
     RunDir(run_dir).check_contained()
     path = Path(run_dir) / "results" / AGGREGATES
     if not path.exists():
@@ -367,4 +378,7 @@ def load_aggregates(run_dir: Path | str, *, missing_ok: bool = False, verify: bo
     agg = read_json_object(path, what="aggregates file", expected=f"its JSON object; re-run `t2ibench score {run_dir}`")
     if verify:
         verify_aggregates(run_dir, agg, path)
-    return agg
+    try:
+        return validate_aggregates(agg, f"aggregates file {path}")
+    except SchemaError as exc:
+        raise UserError(f"{exc}; expected the file `t2ibench score` writes: re-run `t2ibench score {run_dir}`") from None

@@ -10,14 +10,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, cast
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Mapping, cast
 
 from ..errors import UserError
 from ..fileio import write_output_text
 from ..log import get_logger
-from .schema import TABLE_FORMAT, TableDoc, TableEntry, delta_of, has_value, interval_of
+from .schema import TABLE_FORMAT, Aggregates, Delta, TableDoc, TableEntry, has_value, interval_of
 from .scoring import load_aggregates
+
+if TYPE_CHECKING:
+    from ..suite import Suite
 
 log = get_logger(__name__)
 
@@ -26,12 +30,14 @@ KEY_FIELDS = ("suite", "prompt_set", "method", "column")
 MAX_COLUMNS = 10  # per markdown table, the method column included
 
 
-def entries_of(aggregates: dict[str, Any]) -> list[dict[str, Any]]:
+def entries_of(aggregates: Aggregates) -> list[TableEntry]:
     """Flat entries (one per suite × prompt set × method × column) of one run's aggregates."""
-    out = []
-    for row in aggregates.get("rows", []):
-        out.append({"suite": aggregates.get("suite"), "model": aggregates.get("model"), **row})
-    return out
+    return [cast(TableEntry, {"suite": aggregates["suite"], "model": aggregates["model"], **row})
+            for row in aggregates["rows"]]
+
+
+def _key(e: TableEntry) -> tuple[str, str, str, str]:
+    return e["suite"], e["prompt_set"], e["method"], e["column"]
 
 
 REVIEW_CONVENTION = ("`t2ibench review`: a person's verdicts on the questions the judge answered; review-human = "
@@ -39,11 +45,11 @@ REVIEW_CONVENTION = ("`t2ibench review`: a person's verdicts on the questions th
                      "the two (undefined when both give every question one verdict), n = images reviewed")
 
 
-def review_entries(run_dir: Path | str, agg: dict[str, Any]) -> list[dict[str, Any]]:
+def review_entries(run_dir: Path | str, agg: Aggregates) -> list[TableEntry]:
     """Entries of the human reviews stored in the run directory (``t2ibench review --import``)."""
     from ..report.review import review_rows
 
-    return entries_of({**agg, "rows": review_rows(run_dir, agg)})
+    return entries_of(cast(Aggregates, {**agg, "rows": review_rows(run_dir, agg)}))
 
 
 def _variants(run_dir: Path | str) -> dict[str, str]:
@@ -55,17 +61,22 @@ def _variants(run_dir: Path | str) -> dict[str, str]:
         suite = RunDir(run_dir).suite()
     except Exception:  # tables of aggregates copied without their run directory
         return {}
+    return suite_variants(suite)
+
+
+def suite_variants(suite: Suite) -> dict[str, str]:
+    """``{label: method name}`` of the suite's methods run under a label of their own (ablations)."""
     names = {m.label for m in suite.methods}
     return {m.label: m.name for m in suite.methods if m.label != m.name and m.name in names}
 
 
-def _suites_with_overlapping_runs(loaded: list[tuple[Path | str, dict[str, Any]]]) -> set[str]:
+def _suites_with_overlapping_runs(loaded: list[tuple[Path | str, Aggregates]]) -> set[str]:
     """Suite names of which two runs hold a row with the same (prompt set, method, column); runs of
     one suite that add rows to one another (methods scored apart) merge into one table."""
     seen: dict[str, set[tuple]] = {}
     clashing = set()
     for _, agg in loaded:
-        keys = {tuple(e.get(k) for k in KEY_FIELDS) for e in entries_of(agg)}
+        keys = {_key(e) for e in entries_of(agg)}
         if keys & seen.get(agg["suite"], set()):
             clashing.add(agg["suite"])
         seen.setdefault(agg["suite"], set()).update(keys)
@@ -74,42 +85,32 @@ def _suites_with_overlapping_runs(loaded: list[tuple[Path | str, dict[str, Any]]
 
 def collect(run_dirs: Iterable[Path | str]) -> TableDoc:
     """The table document (the ``json`` format) of several runs."""
-    runs: list[dict[str, Any]] = []
-    entries: list[dict[str, Any]] = []
-    conventions: dict[str, dict[str, dict[str, Any]]] = {}
-    variants: dict[str, dict[str, str]] = {}
-    references: dict[str, str | None] = {}
-    loaded = []
-    for rd in run_dirs:
-        agg = load_aggregates(rd)
-        if not isinstance(agg.get("suite"), str):
-            raise UserError(f"{Path(rd) / 'results' / 'aggregates.json'}: no suite name; expected the file `t2ibench score` "
-                            f"writes (re-run `t2ibench score {rd}`)")
-        loaded.append((rd, agg))
+    doc: TableDoc = {"format": TABLE_FORMAT, "runs": [], "conventions": {}, "variants": {}, "references": {},
+                     "entries": []}
+    loaded = [(rd, load_aggregates(rd)) for rd in run_dirs]
     clashing = _suites_with_overlapping_runs(loaded)
+    entries: dict[tuple[str, str, str, str], TableEntry] = {}
     for rd, agg in loaded:
         suite = agg["suite"]
         if suite in clashing:  # two runs with the same rows (two machines, two versions): both kept, told apart
             suite = f"{suite} ({rd})"
             log.warning(f"t2ibench table: warning: runs of suite {agg['suite']!r} hold the same rows; "
                         f"this one is labelled {suite!r}")
-        references[suite] = agg.get("reference")
-        runs.append({**{k: agg.get(k) for k in ("run", "suite_hash", "model", "t2ibench", "n_images")}, "suite": suite})
+        doc["references"][suite] = agg["reference"]
+        doc["runs"].append({"run": agg["run"], "suite": suite, "suite_hash": agg["suite_hash"], "model": agg["model"],
+                            "t2ibench": agg["t2ibench"], "n_images": agg["n_images"]})
         reviewed = review_entries(rd, agg)
-        entries += [{**e, "suite": suite} for e in entries_of(agg) + reviewed]
-        conv = conventions.setdefault(suite, {})
-        for label, info in agg.get("metrics", {}).items():
+        for e in entries_of(agg) + reviewed:  # later runs override earlier ones for the same key
+            e["suite"] = suite
+            entries[_key(e)] = e
+        conv = doc["conventions"].setdefault(suite, {})
+        for label, info in agg["metrics"].items():
             conv[label] = {"name": info.get("name"), "available": info.get("available"), "reason": info.get("reason"),
                            **(info.get("conventions") or {})}
         for label in {e["metric"] for e in reviewed}:
             conv[label]["review"] = REVIEW_CONVENTION
-        variants.setdefault(suite, {}).update(_variants(rd))
-    seen: dict[tuple, dict[str, Any]] = {}
-    for e in entries:  # later runs override earlier ones for the same key
-        seen[tuple(e.get(k) for k in KEY_FIELDS)] = e
-    doc: TableDoc = {"format": TABLE_FORMAT, "runs": runs, "conventions": conventions, "variants": variants,
-                     "references": references,
-                     "entries": cast(list[TableEntry], list(seen.values()))}  # rows as scoring wrote them + suite, model
+        doc["variants"].setdefault(suite, {}).update(_variants(rd))
+    doc["entries"] = list(entries.values())
     return doc
 
 
@@ -123,40 +124,40 @@ def format_value(x: Any, digits: int = 3) -> str:
     return str(x)
 
 
-def format_delta(d: Mapping[str, Any] | None, interval: bool = False) -> str:
+def format_delta(d: Delta | None, interval: bool = False) -> str:
     """A delta: signed value, optional paired interval, then ✓ (significantly better), ✗
     (significantly worse) or nothing (the interval contains 0)."""
     if not d:
         return ""
     v = d["value"]
     s = ("+" if v > 0 else "−" if v < 0 else "±") + format_value(abs(float(v)), 2)
-    if interval and d.get("ci"):
+    if interval and d["ci"]:
         lo, hi = d["ci"]
         s += f" [{format_value(float(lo), 2)}, {format_value(float(hi), 2)}]"
-    return s + MARKERS.get(d.get("verdict", "same"), "")
+    return s + MARKERS[d["verdict"]]
 
 
 MARKERS = {"better": " ✓", "worse": " ✗", "same": ""}
 
 
-def cell(entry: Mapping[str, Any] | None, *, accuracy: bool = True, n: bool = True, delta: bool = True) -> str:
+def cell(entry: TableEntry | None, *, accuracy: bool = True, n: bool = True, delta: bool = True) -> str:
     """One detail-table cell: ``value [95 % interval]`` (``(n=…)`` when ``n``), then ``Δ`` against the
     reference with its marker; unavailable metrics say so (the reason is under Conventions);
     ``accuracy``: append the classifier's accuracy on references."""
     if entry is None:
         return ""
-    if not entry.get("available", True):
+    if not entry["available"]:
         return "not available"
-    if entry.get("value") is None:
-        return f"– ({entry.get('note', 'no value')}, n={entry.get('n')})"
+    if entry["value"] is None:
+        return f"– ({entry.get('note', 'no value')}, n={entry['n']})"
     s = format_value(entry["value"])
     ci = interval_of(entry)
     if ci:
         s += f" [{format_value(ci[0])}, {format_value(ci[1])}]"
     if n:
-        s += f" (n={entry.get('n')})"
-    d = delta_of(entry)
-    if delta and d and (d["value"] != 0 or d.get("verdict") != "same"):  # an exact 0 would only add noise
+        s += f" (n={entry['n']})"
+    d = entry.get("delta")
+    if delta and d and (d["value"] != 0 or d["verdict"] != "same"):  # an exact 0 would only add noise
         s += f" Δ{format_delta(d)}"
     acc = entry.get("classifier_accuracy")
     if accuracy and acc is not None:
@@ -164,16 +165,85 @@ def cell(entry: Mapping[str, Any] | None, *, accuracy: bool = True, n: bool = Tr
     return s
 
 
-def _groups(doc: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
-    groups: dict[tuple[str, str], dict[str, Any]] = {}
-    for e in doc["entries"]:
-        g = groups.setdefault((e["suite"], e["prompt_set"]), {"methods": [], "columns": [], "cells": {}, "model": e.get("model")})
-        if e["method"] not in g["methods"]:
-            g["methods"].append(e["method"])
-        if e["column"] not in g["columns"]:
-            g["columns"].append(e["column"])
-        g["cells"][(e["method"], e["column"])] = e
+@dataclass
+class PromptSetTable:
+    """The entries of one (suite, prompt set): methods and columns in order of first appearance,
+    the entry of each (method, column) present."""
+
+    model: str
+    methods: list[str] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+    cells: dict[tuple[str, str], TableEntry] = field(default_factory=dict)
+
+    def column_entries(self, column: str) -> list[TableEntry]:
+        return [e for e in self.cells.values() if e["column"] == column]
+
+    def arrow(self, column: str) -> str:
+        """`` ↓`` (lower is better), `` ↑`` or nothing, from the column's entries."""
+        lower = next((e["lower_is_better"] for e in self.column_entries(column) if e["lower_is_better"] is not None), None)
+        return "" if lower is None else " ↓" if lower else " ↑"
+
+    def method_label(self, method: str) -> str:
+        """A row's method, with "(partial: N of M images)" when the run holds fewer of its images than
+        the suite asks for: its values are over a subset of the prompts, its deltas over the shared ones."""
+        partial = next((e for (m, _), e in self.cells.items() if m == method and e.get("partial")), None)
+        if partial is None:
+            return method
+        return f"{method} (partial: {partial.get('images')} of {partial.get('expected_images')} images)"
+
+    def live_columns(self) -> list[str]:
+        """The columns some row has a number (or an explicit no-value note) in; a metric that no row
+        has is listed once under Conventions instead."""
+        return [c for c in self.columns if any(e["available"] for e in self.column_entries(c))]
+
+
+def prompt_set_tables(entries: Iterable[TableEntry]) -> dict[tuple[str, str], PromptSetTable]:
+    """The entries grouped by (suite, prompt set)."""
+    groups: dict[tuple[str, str], PromptSetTable] = {}
+    for e in entries:
+        g = groups.setdefault((e["suite"], e["prompt_set"]), PromptSetTable(model=e["model"]))
+        if e["method"] not in g.methods:
+            g.methods.append(e["method"])
+        if e["column"] not in g.columns:
+            g.columns.append(e["column"])
+        g.cells[(e["method"], e["column"])] = e
     return groups
+
+
+@dataclass(frozen=True)
+class TableBlock:
+    """One table of a prompt set's section: the headline, or a detail table of at most
+    ``MAX_COLUMNS`` columns; ``label``: the metric whose columns (``label.column``) it shows;
+    ``ablation``: its rows are ablations and variants."""
+
+    kind: Literal["headline", "detail"]
+    columns: list[str]
+    methods: list[str]
+    label: str = ""
+    ablation: bool = False
+
+    def heading(self, column: str) -> str:
+        """A column's heading in this table: ``fd:smiling (fd-evaluator)`` in the headline, the
+        column less ``label.`` in a detail table."""
+        if self.kind == "headline":
+            return headline_label(column)
+        strip = f"{self.label}." if self.label else ""
+        return column[len(strip):] if strip and column.startswith(strip) else column
+
+
+def section_blocks(g: PromptSetTable, reference: str | None, variants: Mapping[str, str]) -> list[TableBlock]:
+    """The tables of a prompt set's section, in order: the headline (quality and main score with
+    deltas), then detail tables of the main methods, then of the ablations and variants."""
+    main, ablation = _split_variants(reference_first(g.methods, reference), variants)
+    blocks = []
+    head = headline_columns(g)
+    if head:
+        blocks.append(TableBlock("headline", head, main + ablation))
+    for rows, is_ablation in ((main, False), (ablation, True)):
+        if rows:
+            blocks += [TableBlock("detail", part, rows, label, is_ablation)
+                       for label, cols in _column_blocks(g.live_columns()) for part in _chunks(cols)]
+    return blocks
 
 
 def _md_escape(s: str) -> str:
@@ -190,40 +260,24 @@ def _column_blocks(columns: list[str]) -> list[tuple[str, list[str]]]:
     return [(k, v) for k, v in blocks.items() if v]
 
 
-def _live_columns(g: Mapping[str, Any]) -> list[str]:
-    """The columns some row has a number (or an explicit no-value note) in; a metric that no row
-    has is listed once under Conventions instead."""
-    return [c for c in g["columns"] if any(e["column"] == c and e.get("available", True) for e in g["cells"].values())]
-
-
 def _chunks(cols: list[str], size: int = MAX_COLUMNS - 1) -> list[list[str]]:
     return [cols[i:i + size] for i in range(0, len(cols), size)] or [[]]
 
 
-def method_label(g: Mapping[str, Any], method: str) -> str:
-    """A row's method, with "(partial: N of M images)" when the run holds fewer of its images than
-    the suite asks for: its values are over a subset of the prompts, its deltas over the shared ones."""
-    partial = next((e for (m, _), e in g["cells"].items() if m == method and e.get("partial")), None)
-    if partial is None:
-        return method
-    return f"{method} (partial: {partial.get('images')} of {partial.get('expected_images')} images)"
-
-
-def _md_table(g: dict[str, Any], cols: list[str], methods: list[str], strip: str = "") -> list[str]:
-    heads = [c[len(strip):] if strip and c.startswith(strip) else c for c in cols]
-    accs = {c: next((e.get("classifier_accuracy") for e in g["cells"].values()
-                     if e["column"] == c and e.get("classifier_accuracy") is not None), None) for c in cols}
+def _md_detail(g: PromptSetTable, block: TableBlock) -> list[str]:
+    cols, methods = block.columns, block.methods
+    accs = {c: next((e.get("classifier_accuracy") for e in g.column_entries(c)
+                     if e.get("classifier_accuracy") is not None), None) for c in cols}
     per_column_acc = any(a is not None for a in accs.values())
     # n once per column (a last row) when every method has the same n there; else in each cell
-    ns = {c: {g["cells"][(m, c)].get("n") for m in methods if (m, c) in g["cells"] and has_value(g["cells"][(m, c)])}
-          for c in cols}
+    ns = {c: {g.cells[(m, c)]["n"] for m in methods if (m, c) in g.cells and has_value(g.cells[(m, c)])} for c in cols}
     same_n = {c: len(v) == 1 for c, v in ns.items()}
-    lines = ["| method | " + " | ".join(_md_escape(h) + _arrow(g, c) for h, c in zip(heads, cols)) + " |",
+    lines = ["| method | " + " | ".join(_md_escape(block.heading(c)) + g.arrow(c) for c in cols) + " |",
              "|---|" + "---|" * len(cols)]
     for m in methods:
-        cells = [cell(g["cells"].get((m, c)), accuracy=not per_column_acc, n=not same_n[c]) for c in cols]
+        cells = [cell(g.cells.get((m, c)), accuracy=not per_column_acc, n=not same_n[c]) for c in cols]
         if any(cells):
-            lines.append(f"| {_md_escape(method_label(g, m))} | " + " | ".join(_md_escape(x) for x in cells) + " |")
+            lines.append(f"| {_md_escape(g.method_label(m))} | " + " | ".join(_md_escape(x) for x in cells) + " |")
     if any(same_n.values()):
         lines.append("| *n (images)* | " + " | ".join(str(next(iter(ns[c]))) if same_n[c] else "" for c in cols) + " |")
     if per_column_acc:
@@ -232,15 +286,15 @@ def _md_table(g: dict[str, Any], cols: list[str], methods: list[str], strip: str
     return lines
 
 
-def headline_columns(g: Mapping[str, Any]) -> list[str]:
+def headline_columns(g: PromptSetTable) -> list[str]:
     """A prompt set's headline: its quality column (the first Fréchet distance), then its main
     score: ``accuracy:all`` of an alignment metric (else ``vqa:all`` of vqa_alignment), else the FD
     per tSA of the first fairness metric, else CLIP Score, else ImageReward; at most MAX_COLUMNS - 1
     columns."""
-    live = _live_columns(g)
+    live = g.live_columns()
 
     def by_name(name: str) -> list[str]:
-        return [c for c in live if any(e["column"] == c and e.get("metric_name") == name for e in g["cells"].values())]
+        return [c for c in live if any(e["metric_name"] == name for e in g.column_entries(c))]
 
     quality = by_name("fid")[:1]
     main = [c for c in by_name("alignment") if c.endswith("accuracy:all")][:1]
@@ -254,13 +308,14 @@ def headline_columns(g: Mapping[str, Any]) -> list[str]:
     return (quality + main)[: MAX_COLUMNS - 1]
 
 
-def _headline_cell(e: Mapping[str, Any] | None, reference: str | None, method: str) -> str:
+def headline_cell(e: TableEntry | None, reference: str | None, method: str) -> str:
+    """A headline cell: ``value (Δ marker)``, ``value (ref.)`` for the reference method, – without a number."""
     if e is None:
         return ""
     if not has_value(e):
         return "–"
     s = format_value(e["value"])
-    d = delta_of(e)
+    d = e.get("delta")
     if d:
         s += f" ({format_delta(d)})"
     elif method == reference:
@@ -274,13 +329,13 @@ def headline_label(column: str) -> str:
     return f"{tail} ({label})" if tail else column
 
 
-def _headline_table(g: dict[str, Any], cols: list[str], methods: list[str], reference: str | None) -> list[str]:
-    lines = ["| method | " + " | ".join(_md_escape(headline_label(c)) + _arrow(g, c) for c in cols) + " |",
-             "|---|" + "---|" * len(cols)]
-    for m in reference_first(methods, reference):
-        cells = [_headline_cell(g["cells"].get((m, c)), reference, m) for c in cols]
+def _md_headline(g: PromptSetTable, block: TableBlock, reference: str | None) -> list[str]:
+    lines = ["| method | " + " | ".join(_md_escape(block.heading(c)) + g.arrow(c) for c in block.columns) + " |",
+             "|---|" + "---|" * len(block.columns)]
+    for m in block.methods:
+        cells = [headline_cell(g.cells.get((m, c)), reference, m) for c in block.columns]
         if any(cells):
-            lines.append(f"| {_md_escape(method_label(g, m))} | " + " | ".join(_md_escape(x) for x in cells) + " |")
+            lines.append(f"| {_md_escape(g.method_label(m))} | " + " | ".join(_md_escape(x) for x in cells) + " |")
     return lines
 
 
@@ -323,7 +378,7 @@ def _pending_section(name_or_path: str) -> list[str]:
     return lines
 
 
-def to_markdown(doc: Mapping[str, Any], pending: Iterable[str] = (), command: str | None = None,
+def to_markdown(doc: TableDoc, pending: Iterable[str] = (), command: str | None = None,
                 notes: str | None = None) -> str:
     """Markdown tables; ``pending``: suites without a run (sections say how to produce them);
     ``command``: the command line that wrote the file (printed at the end); ``notes``: hand-written
@@ -339,33 +394,13 @@ def to_markdown(doc: Mapping[str, Any], pending: Iterable[str] = (), command: st
              "are under Conventions.", ""]
     if notes:
         lines += [notes.strip(), ""]
-    groups = _groups(doc)
+    groups = prompt_set_tables(doc["entries"])
     for suite in sorted({s for s, _ in groups}):
         lines += [f"## Suite `{suite}`", ""]
-        variants = doc.get("variants", {}).get(suite, {})
-        reference = (doc.get("references") or {}).get(suite)
+        reference = doc["references"].get(suite)
         for (s, pset), g in sorted(groups.items()):
-            if s != suite:
-                continue
-            lines += [f"### Prompt set `{pset}` (model `{g['model']}`)", ""]
-            methods = reference_first(g["methods"], reference)
-            main, ablation = _split_variants(methods, variants)
-            head = headline_columns(g)
-            if head:
-                ref_txt = f"Δ against `{reference}`" if reference in g["methods"] else "no reference method in this set"
-                lines += [f"Headline ({ref_txt}; ablations and variants included):", ""]
-                lines += _headline_table(g, head, main + ablation, reference) + [""]
-            live = _live_columns(g)
-            for title, rows in (("", main), ("Ablations and variants", ablation)):
-                if not rows:
-                    continue
-                if title:
-                    lines += [f"#### {title} (prompt set `{pset}`)", ""]
-                for label, cols in _column_blocks(live):
-                    for part in _chunks(cols):
-                        if label:
-                            lines += [f"`{label}`:", ""]
-                        lines += _md_table(g, part, rows, strip=f"{label}." if label else "") + [""]
+            if s == suite:
+                lines += _md_prompt_set(g, pset, reference, doc["variants"].get(suite, {}))
         lines += _conventions(doc, suite, reference)
     for name in pending:
         lines += _pending_section(name)
@@ -374,18 +409,35 @@ def to_markdown(doc: Mapping[str, Any], pending: Iterable[str] = (), command: st
     return "\n".join(lines)
 
 
+def _md_prompt_set(g: PromptSetTable, pset: str, reference: str | None, variants: Mapping[str, str]) -> list[str]:
+    lines = [f"### Prompt set `{pset}` (model `{g.model}`)", ""]
+    ablation_titled = False
+    for block in section_blocks(g, reference, variants):
+        if block.kind == "headline":
+            ref_txt = f"Δ against `{reference}`" if reference in g.methods else "no reference method in this set"
+            lines += [f"Headline ({ref_txt}; ablations and variants included):", ""]
+            lines += _md_headline(g, block, reference) + [""]
+            continue
+        if block.ablation and not ablation_titled:
+            lines += [f"#### Ablations and variants (prompt set `{pset}`)", ""]
+            ablation_titled = True
+        if block.label:
+            lines += [f"`{block.label}`:", ""]
+        lines += _md_detail(g, block) + [""]
+    return lines
+
+
 DELTA_CONVENTION = ("paired: method − reference on the (prompt, seed) pairs both have; 95 % interval: the percentile "
                     "interval of the same resamples applied to both (1000; Fréchet distance 100), for FD and KL MOVER "
                     "from the two methods' own intervals with their correlation over those resamples; ✓/✗ when it "
                     "excludes 0")
 
 
-def _conventions(doc: Mapping[str, Any], suite: str, reference: str | None) -> list[str]:
-    conv = doc.get("conventions", {}).get(suite, {})
+def _conventions(doc: TableDoc, suite: str, reference: str | None) -> list[str]:
     lines = ["Conventions:", ""]
     if reference:
         lines.append(f"- Δ (reference `{reference}`): {DELTA_CONVENTION}")
-    for label, c in sorted(conv.items()):
+    for label, c in sorted(doc["conventions"].get(suite, {}).items()):
         if not c.get("available", True):
             lines.append(f"- `{label}`: not available: {c.get('reason')}")
             continue
@@ -394,47 +446,36 @@ def _conventions(doc: Mapping[str, Any], suite: str, reference: str | None) -> l
     return lines + [""]
 
 
-def _arrow(g: Mapping[str, Any], col: str) -> str:
-    for e in g["cells"].values():
-        if e["column"] == col and e.get("lower_is_better") is not None:
-            return " ↓" if e["lower_is_better"] else " ↑"
-    return ""
+CSV_FIELDS = ("", "ci_low", "ci_high", "n", "delta", "delta_ci_low", "delta_ci_high", "delta_verdict", "plugin")
 
 
-def to_csv(doc: Mapping[str, Any]) -> str:
-    groups = _groups(doc)
-    all_cols: list[str] = []
-    for g in groups.values():
-        for c in g["columns"]:
-            if c not in all_cols:
-                all_cols.append(c)
-    header = ["suite", "prompt_set", "method"]
-    for c in all_cols:
-        header += [c, f"{c} ci_low", f"{c} ci_high", f"{c} n", f"{c} delta", f"{c} delta_ci_low",
-                   f"{c} delta_ci_high", f"{c} delta_verdict", f"{c} plugin"]
+def _csv_cells(e: TableEntry | None) -> list[Any]:
+    """A column's CSV cells (``CSV_FIELDS``) for one entry."""
+    if e is None:
+        return [""] * len(CSV_FIELDS)
+    if not e["available"]:
+        return [f"not available: {e['reason']}"] + [""] * (len(CSV_FIELDS) - 1)
+    d = e.get("delta")
+    dci = d["ci"] if d else None
+    return [e["value"], *(e["ci"] or ("", "")), e["n"], d["value"] if d else "", *(dci or ("", "")),
+            d["verdict"] if d else "", e.get("plugin", "")]
+
+
+def to_csv(doc: TableDoc) -> str:
+    """One wide row per (suite, prompt set, method); per column its value, interval, n, delta and plug-in value."""
+    groups = prompt_set_tables(doc["entries"])
+    all_cols = list(dict.fromkeys(c for g in groups.values() for c in g.columns))
+    header = ["suite", "prompt_set", "method"] + [f"{c} {f}".rstrip() for c in all_cols for f in CSV_FIELDS]
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(header)
     for (suite, pset), g in sorted(groups.items()):
-        for m in g["methods"]:
-            row: list[Any] = [suite, pset, m]
-            for c in all_cols:
-                e = g["cells"].get((m, c))
-                if e is None:
-                    row += [""] * 9
-                elif not e.get("available", True):
-                    row += [f"not available: {e.get('reason')}"] + [""] * 8
-                else:
-                    ci = e.get("ci") or ["", ""]
-                    d: Mapping[str, Any] = delta_of(e) or {}
-                    dci = d.get("ci") or ["", ""]
-                    row += [e.get("value"), ci[0], ci[1], e.get("n"), d.get("value", ""), dci[0], dci[1],
-                            d.get("verdict", ""), e.get("plugin", "")]
-            w.writerow(row)
+        for m in g.methods:
+            w.writerow([suite, pset, m] + [x for c in all_cols for x in _csv_cells(g.cells.get((m, c)))])
     return buf.getvalue()
 
 
-def render(doc: Mapping[str, Any], fmt: str, pending: Iterable[str] = (), command: str | None = None,
+def render(doc: TableDoc, fmt: str, pending: Iterable[str] = (), command: str | None = None,
            notes: str | None = None) -> str:
     if fmt == "md":
         return to_markdown(doc, pending, command, notes)

@@ -154,14 +154,15 @@ def test_target_json_round_trip_keeps_tuples():
 
 
 def test_headline_takes_vqa_all_when_a_prompt_set_has_no_alignment_metric():
-    from t2ibench.results.table import headline_columns
+    from t2ibench.results.schema import make_row
+    from t2ibench.results.table import headline_columns, prompt_set_tables
 
-    def cell(column, metric):
-        return {"column": column, "metric_name": metric, "available": True, "value": 0.5}
+    def entry(column, metric):
+        return {"suite": "s", "model": "m", **make_row(method="sd", prompt_set="p", metric=metric, metric_name=metric,
+                                                       column=column, value=0.5)}
 
     cols = [("fid", "fid"), ("clip_score", "clip_score"), ("vqa:color", "vqa_alignment"), ("vqa:all", "vqa_alignment")]
-    g = {"columns": [c for c, _ in cols], "cells": {("sd", c): cell(c, m) for c, m in cols}}
-    assert headline_columns(g) == ["fid", "vqa:all"]
-    g["columns"].append("accuracy:all")
-    g["cells"][("sd", "accuracy:all")] = cell("accuracy:all", "alignment")
+    entries = [entry(c, m) for c, m in cols]
+    assert headline_columns(prompt_set_tables(entries)[("s", "p")]) == ["fid", "vqa:all"]
+    g = prompt_set_tables(entries + [entry("accuracy:all", "alignment")])[("s", "p")]
     assert headline_columns(g) == ["fid", "accuracy:all"]  # the alignment scorer's column stays first

@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from t2ibench.results.schema import make_row
+
 from _helpers.results import write_aggregates
 
 METHODS = ["sd", "fairqueue"]
@@ -32,6 +34,7 @@ def make_run(root, with_aggregates=True):
         "name: test-suite\ndescription: a synthetic run for the report tests\nmodel: tinyworld\n"
         "sampler: {scheduler: default, steps: 25, guidance: 5.0, height: 64, width: 64}\n"
         "methods:\n  - {name: sd}\n  - {name: fairqueue}\n"
+        "prompt_sets:\n  - {name: align, dataset: prompts, params: {prompts: [a red circle, two blue stars]}}\n"
     )
     for m in METHODS:
         for i, (pid, prompt) in enumerate([("red-circle", "a red circle"), ("two-stars", "two blue stars")]):
@@ -42,20 +45,21 @@ def make_run(root, with_aggregates=True):
                          {"category": ["not smiling", "smiling"][idx]} if m == "fairqueue" else None)
     if with_aggregates:
         rows = []
-        for m, (fd_s, fd_e, fid, cs) in zip(METHODS, [(0.42, 0.55, 31.0, 24.5), (0.05, 0.12, 33.5, 24.1)]):
+        for m, (fd_s, fd_e, fid, cs) in zip(METHODS, [(0.42, 0.55, 31.0, 24.5), (0.05, 0.12, 33.5, 24.1)], strict=True):
             rows += [
-                {"method": m, "prompt_set": "fair", "metric": "fairness", "column": "fd:Smiling", "value": fd_s, "n": 200,
-                 "ci": [fd_s - 0.03, fd_s + 0.03], "lower_is_better": True, "available": True},
-                {"method": m, "prompt_set": "fair", "metric": "fairness", "column": "fd:Eyeglasses", "value": fd_e, "n": 200,
-                 "ci": [fd_e - 0.04, fd_e + 0.04], "lower_is_better": True, "available": True},
-                {"method": m, "prompt_set": "align", "metric": "fid", "column": "fid", "value": fid, "n": 100,
-                 "ci": None, "lower_is_better": True, "available": True},
-                {"method": m, "prompt_set": "align", "metric": "clip_score", "column": "clip_score", "value": cs, "n": 100,
-                 "ci": [cs - 0.2, cs + 0.2], "lower_is_better": False, "available": True},
-                {"method": m, "prompt_set": "align", "metric": "image_reward", "column": "image_reward", "value": None,
-                 "available": False, "reason": "ImageReward weights not found"},
+                make_row(method=m, prompt_set="fair", metric="fairness", metric_name="fairness", column="fd:Smiling",
+                         value=fd_s, n=200, ci=[fd_s - 0.03, fd_s + 0.03], lower_is_better=True),
+                make_row(method=m, prompt_set="fair", metric="fairness", metric_name="fairness", column="fd:Eyeglasses",
+                         value=fd_e, n=200, ci=[fd_e - 0.04, fd_e + 0.04], lower_is_better=True),
+                make_row(method=m, prompt_set="align", metric="fid", metric_name="fid", column="fid", value=fid, n=100,
+                         lower_is_better=True),
+                make_row(method=m, prompt_set="align", metric="clip_score", metric_name="clip_score", column="clip_score",
+                         value=cs, n=100, ci=[cs - 0.2, cs + 0.2], lower_is_better=False),
+                make_row(method=m, prompt_set="align", metric="image_reward", metric_name="image_reward",
+                         column="image_reward", available=False, reason="ImageReward weights not found"),
             ]
-        agg = {"format": "t2ibench-aggregates/1", "suite": "test-suite", "model": "tinyworld",
+        agg = {"format": "t2ibench-aggregates/1", "run": str(root), "suite": "test-suite", "suite_hash": "abc123def4567890",
+               "model": "tinyworld", "t2ibench": "0.1.0", "n_images": 12, "reference": None,
                "metrics": {"fairness": {"name": "fairness", "available": True, "conventions": {"fd": "L2 to uniform"}},
                            "fid": {"name": "fid", "available": True}, "clip_score": {"name": "clip_score", "available": True},
                            "image_reward": {"name": "image_reward", "available": False, "reason": "ImageReward weights not found"}},

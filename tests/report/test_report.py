@@ -74,43 +74,57 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
     assert (np.abs(im - 255).sum(-1) > 30).mean() > 0.02
 
 
+def _suite(methods, guidance=7.5):
+    from t2ibench.suite import Suite
+
+    return Suite.model_validate({"name": "s", "model": "tinyworld", "sampler": {"guidance": guidance}, "methods": methods,
+                                 "prompt_sets": [{"name": "p", "dataset": "prompts", "params": {"prompts": ["a"]}}]})
+
+
+def _aggregates(rows, metrics=None):
+    return {"format": "t2ibench-aggregates/1", "run": "r", "suite": "s", "suite_hash": "h", "model": "m", "t2ibench": "0",
+            "n_images": 0, "reference": "sd", "metrics": metrics or {}, "rows": rows}
+
+
 def test_guidance_sweeps_group_one_method_at_several_scales():
     from t2ibench.report.html import guidance_sweeps
 
-    suite = {"sampler": {"guidance": 5.0}, "methods": [
-        {"name": "sd"}, {"name": "sd", "label": "sd-w2", "guidance": 2.0}, {"name": "sd", "label": "sd-w8", "guidance": 8},
-        {"name": "fairqueue"}, {"name": "fairqueue", "label": "fq-pq", "params": {"amplify": False}},
-        {"name": "my_mod:M", "guidance": 3.0}]}
+    suite = _suite([{"name": "sd"}, {"name": "sd", "label": "sd-w2", "guidance": 2.0}, {"name": "sd", "label": "sd-w8", "guidance": 8},
+                    {"name": "fairqueue"}, {"name": "fairqueue", "label": "fq-pq", "params": {"amplify": False}},
+                    {"name": "my_mod:M", "guidance": 3.0}], guidance=5.0)
     assert guidance_sweeps(suite) == {"sd": {"sd": 5.0, "sd-w2": 2.0, "sd-w8": 8.0}}
 
 
 def test_results_follow_the_leaderboard_layout_with_deltas():
     from t2ibench.report.html import results_table
+    from t2ibench.results.schema import make_row
 
     def row(m, v, delta=None):
-        r = {"method": m, "prompt_set": "fair", "metric": "fd-ev", "metric_name": "fairness", "column": "fd-ev.fd:smiling",
-             "value": v, "n": 48, "ci": [0.0, v + 0.1], "lower_is_better": True, "available": True}
+        r = make_row(method=m, prompt_set="fair", metric="fd-ev", metric_name="fairness", column="fd-ev.fd:smiling",
+                     value=v, n=48, ci=[0.0, v + 0.1], lower_is_better=True)
         return {**r, "delta": delta} if delta else r
 
-    agg = {"suite": "s", "reference": "sd", "metrics": {"fd-ev": {"name": "fairness", "available": True},
-                                                         "ir": {"name": "image_reward", "available": False, "reason": "no weights"}},
-           "rows": [row("sd", 0.5), row("fq", 0.1, {"reference": "sd", "value": -0.4, "ci": [-0.5, -0.3], "ci_method": "mover", "n_pairs": 48,
-                                                     "resamples": 1000, "significant": True, "verdict": "better"}),
-                    {"method": "sd", "prompt_set": "fair", "metric": "ir", "column": "ir", "available": False, "value": None,
-                     "reason": "no weights"}]}
+    agg = _aggregates([row("sd", 0.5), row("fq", 0.1, {"reference": "sd", "value": -0.4, "ci": [-0.5, -0.3], "ci_method": "mover",
+                                                        "n_pairs": 48, "resamples": 1000, "significant": True, "verdict": "better"}),
+                       make_row(method="sd", prompt_set="fair", metric="ir", metric_name="image_reward", column="ir",
+                                available=False, reason="no weights")],
+                      {"fd-ev": {"name": "fairness", "available": True},
+                       "ir": {"name": "image_reward", "available": False, "reason": "no weights"}})
     page = results_table(agg)
     assert "Headline (Δ against sd)" in page and "0.1 (−0.4 ✓)" in page and "0.5 (ref.)" in page
     assert page.count("no weights") == 1 and "<th>ir" not in page  # listed once, not a column
 
 
 def test_ablation_rows_get_their_own_table_without_the_main_rows():
-    from t2ibench.report.html import results_table, suite_variants
+    from t2ibench.report.html import results_table
+    from t2ibench.results.schema import make_row
+    from t2ibench.results.table import suite_variants
 
-    suite = {"methods": [{"name": "sd"}, {"name": "fq"}, {"name": "fq", "label": "fq-pq"}]}
+    suite = _suite([{"name": "sd"}, {"name": "fq"}, {"name": "fq", "label": "fq-pq"}])
     assert suite_variants(suite) == {"fq-pq": "fq"}
-    rows = [{"method": m, "prompt_set": "p", "metric": "cs", "metric_name": "clip_score", "column": "cs", "value": v,
-             "n": 4, "ci": None, "lower_is_better": False, "available": True} for m, v in (("sd", 1.0), ("fq", 2.0), ("fq-pq", 3.0))]
-    page = results_table({"reference": "sd", "metrics": {}, "rows": rows}, suite_variants(suite))
+    rows = [make_row(method=m, prompt_set="p", metric="cs", metric_name="clip_score", column="cs", value=v, n=4,
+                     lower_is_better=False) for m, v in (("sd", 1.0), ("fq", 2.0), ("fq-pq", 3.0))]
+    page = results_table(_aggregates(rows), suite_variants(suite))
     main, ablations = page.split("Ablations and variants")
     assert "<th>fq-pq</th>" not in main.split("Headline")[1].split("</table>", 1)[1]
     assert "<th>fq-pq</th>" in ablations and "<th>fq</th>" not in ablations and "<th>sd</th>" not in ablations

@@ -93,7 +93,7 @@ def test_config_change_rescores(make_run, tmp_path):
 
     from _helpers.results import MeanPixelScorer
 
-    info = score_metric(run, list(run.records()), MetricSpec(name="t_mean", params={"scale": 2.0}, prompt_sets=["align"]), MeanPixelScorer(2.0))
+    info, _ = score_metric(run, list(run.records()), MetricSpec(name="t_mean", params={"scale": 2.0}, prompt_sets=["align"]), MeanPixelScorer(2.0))
     assert Counting.forwards == 12 and info["newly_scored"] == 12
 
 

@@ -243,20 +243,27 @@ def test_check_malformed_tolerance_is_exit_2_not_a_regression(make_run, tmp_path
 
 
 def _entry(method, column, value, **kw):
-    return {"suite": "s", "model": "m", "prompt_set": "p", "method": method, "column": column, "value": value,
-            "n": 4, "ci": None, "available": True, "lower_is_better": True, **kw}
+    from t2ibench.results.schema import make_row
+
+    fields = {"metric": column.split(".")[0], "metric_name": "t", "n": 4, "lower_is_better": True, **kw}
+    return {"suite": "s", "model": "m", **make_row(method=method, prompt_set="p", column=column, value=value, **fields)}
+
+
+def _doc(entries, **kw):
+    """A table document of ``entries`` from one run ``r`` of suite ``s``."""
+    return {"format": "t2ibench-table/1", "runs": [{"run": "r", "suite": "s", "suite_hash": "h", "model": "m",
+                                                      "t2ibench": "0", "n_images": 0}],
+            "conventions": {}, "variants": {}, "references": {"s": None}, "entries": entries, **kw}
 
 
 def test_markdown_ablations_blocks_and_pending_suites():
     from t2ibench.results.table import to_markdown
 
-    doc = {"runs": [{"run": "r", "suite_hash": "h", "t2ibench": "0"}], "conventions": {"s": {"image_reward": {
-               "name": "image_reward", "available": False, "reason": "no weights"}}},
-           "variants": {"s": {"fq-pq": "fq"}},
-           "entries": [_entry(m, c, v, **({"classifier_accuracy": 0.9} if "." in c else {}))
-                       for m, v in (("sd", 1.0), ("fq", 0.5), ("fq-pq", 0.75))
-                       for c in ("fid", "fd-ev.fd:smiling")]
-                      + [_entry("sd", "image_reward", None, available=False, reason="no weights")]}
+    doc = _doc([_entry(m, c, v, **({"classifier_accuracy": 0.9} if "." in c else {}))
+                for m, v in (("sd", 1.0), ("fq", 0.5), ("fq-pq", 0.75)) for c in ("fid", "fd-ev.fd:smiling")]
+               + [_entry("sd", "image_reward", None, available=False, reason="no weights")],
+               conventions={"s": {"image_reward": {"name": "image_reward", "available": False, "reason": "no weights"}}},
+               variants={"s": {"fq-pq": "fq"}})
     md = to_markdown(doc, pending=["fairness-sd14"], command="t2ibench table r --pending fairness-sd14")
     main, ablations = md.split("#### Ablations and variants")[0], md.split("#### Ablations and variants")[1].split("## Suite")[0]
     detail = main.split("`fd-ev`:")[0]
@@ -289,8 +296,7 @@ def test_headline_table_shows_deltas_with_markers_and_tables_stay_narrow():
                 e["delta"] = _delta(-0.2 if verdict == "better" else 0.2 if verdict == "worse" else 0.01,
                                     -0.3 if verdict != "worse" else 0.1, 0.3 if verdict != "better" else -0.1, verdict)
             entries.append(e)
-    doc = {"runs": [{"run": "r", "suite_hash": "h", "t2ibench": "0"}], "conventions": {}, "variants": {},
-           "references": {"s": "sd"}, "entries": entries}
+    doc = _doc(entries, references={"s": "sd"})
     md = to_markdown(doc)
     head = md.split("Headline")[1].split("\n\n")[1]
     rows = head.splitlines()
