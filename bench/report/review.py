@@ -116,7 +116,11 @@ def load_sheet(run_dir: Path | str, metric: str = METRIC_NAME) -> Sheet:
     run = RunDir(run_dir)
     agg = load_aggregates(run.path)  # checks containment, digest and that the images are the scored ones
     label, info = _metric_info(agg, metric, str(run.path))
-    scorer = VQAAlignmentScorer(**dict(info.get("params") or {}))  # item_inputs and applies only: no model
+    try:
+        scorer = VQAAlignmentScorer(**dict(info.get("params") or {}))  # item_inputs and applies only: no model
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{run.path}: metric {label!r} was scored with params this version does not take ({exc}); "
+                        f"expected a run scored by this t2ibench: rerun `t2ibench score {run.path}`") from None
     cache = ScoreCache(run.scores_dir, label, info["config_hash"], info.get("config") or {})
     values = cache.load()
     sets = info.get("prompt_sets")
@@ -129,7 +133,11 @@ def load_sheet(run_dir: Path | str, metric: str = METRIC_NAME) -> Sheet:
         if value is None:
             raise UserError(f"{rec.key}: no {label} score in {cache.dir} (cache part missing or damaged); "
                             f"expected a scored run: rerun `t2ibench score {run.path}`")
-        new = list(_rows_of(rec, value, label, info["config_hash"]))
+        try:
+            new = list(_rows_of(rec, value, label, info["config_hash"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UserError(f"cached scores in {cache.dir} do not fit metric {METRIC_NAME!r} ({type(exc).__name__}: {exc}); "
+                            "expected the values `t2ibench score` wrote: delete that folder and score again") from None
         if new:
             rows += new
             images[rec.key] = rec

@@ -59,13 +59,17 @@ class Chromium:
         self._buffer = b""
         self._next_id = 0
         self.session: str | None = None
-        page = next(t for t in self.send("Target.getTargets", browser=True)["targetInfos"] if t["type"] == "page")
-        self.session = self.send("Target.attachToTarget", {"targetId": page["targetId"], "flatten": True},
-                                 browser=True)["sessionId"]
-        self.send("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads),
-                                                   "eventsEnabled": True}, browser=True)
-        self.send("Page.enable")
-        self.send("Runtime.enable")
+        try:
+            page = next(t for t in self.send("Target.getTargets", browser=True)["targetInfos"] if t["type"] == "page")
+            self.session = self.send("Target.attachToTarget", {"targetId": page["targetId"], "flatten": True},
+                                     browser=True)["sessionId"]
+            self.send("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads),
+                                                       "eventsEnabled": True}, browser=True)
+            self.send("Page.enable")
+            self.send("Runtime.enable")
+        except BaseException:
+            self.close()
+            raise
 
     def _message(self) -> dict[str, Any]:
         deadline = time.monotonic() + self.timeout
