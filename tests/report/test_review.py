@@ -219,7 +219,8 @@ def test_sheet_in_headless_chromium_toggles_exports_and_imports(run, tmp_path, c
         assert chrome.evaluate(f"document.body.innerText.includes({json.dumps(INJECTION)})")  # ...and shows as text
         assert chrome.evaluate("document.getElementById('progress').textContent") == f"0 of {len(rows)} rows reviewed"
         first = next(iter(picked))
-        chrome.click(f'input[name="v{index[first]}"][value="correct"]')  # changed below: the last click counts
+        other = "wrong" if picked[first] == "correct" else "correct"
+        chrome.click(f'input[name="v{index[first]}"][value="{other}"]')  # changed below: the last click counts
         for row_id, verdict in picked.items():
             chrome.click(f'input[name="v{index[row_id]}"][value="{verdict}"]')
         assert chrome.evaluate("document.getElementById('progress').textContent") == f"4 of {len(rows)} rows reviewed"
