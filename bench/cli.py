@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "t2ibench.results.cli",
     "t2ibench.analysis.cli",
     "t2ibench.report.cli",
+    "t2ibench.report.review",
     "t2ibench.world.cli",
     "t2ibench.baselines.iti_gen_cli",
 )

@@ -46,6 +46,18 @@ def _key(e: TableEntry) -> tuple[str, str, str, str]:
     return e["suite"], e["prompt_set"], e["method"], e["column"]
 
 
+REVIEW_CONVENTION = ("`t2ibench review`: a person's verdicts on the questions the judge answered; review-human = "
+                     "their accuracy, review-judge = the judge's on the same questions, review-kappa = Cohen's kappa of "
+                     "the two (undefined when both give every question one verdict), n = images reviewed")
+
+
+def review_entries(run_dir: Path | str, agg: Aggregates) -> list[TableEntry]:
+    """Entries of the human reviews stored in the run directory (``t2ibench review --import``)."""
+    from ..report.review import review_rows
+
+    return entries_of(cast(Aggregates, {**agg, "rows": review_rows(run_dir, agg)}))
+
+
 def _variants(run_dir: Path | str) -> dict[str, str]:
     """``{label: method name}`` of the run's suite methods whose label differs from the name
     (ablations and other configured variants); empty when the suite cannot be read."""
@@ -93,13 +105,16 @@ def collect(run_dirs: Iterable[Path | str]) -> TableDoc:
         doc["references"][suite] = agg["reference"]
         doc["runs"].append({"run": agg["run"], "suite": suite, "suite_hash": agg["suite_hash"], "model": agg["model"],
                             "t2ibench": agg["t2ibench"], "n_images": agg["n_images"]})
-        for e in entries_of(agg):  # later runs override earlier ones for the same key
+        reviewed = review_entries(rd, agg)
+        for e in entries_of(agg) + reviewed:  # later runs override earlier ones for the same key
             e["suite"] = suite
             entries[_key(e)] = e
         conv = doc["conventions"].setdefault(suite, {})
         for label, info in agg["metrics"].items():
             conv[label] = {"name": info.get("name"), "available": info.get("available"), "reason": info.get("reason"),
                            **(info.get("conventions") or {})}
+        for label in {e["metric"] for e in reviewed}:
+            conv[label]["review"] = REVIEW_CONVENTION
         doc["variants"].setdefault(suite, {}).update(_variants(rd))
     doc["entries"] = list(entries.values())
     return doc
