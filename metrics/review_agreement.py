@@ -5,7 +5,7 @@ expects). Conventions:
 
 - :func:`pooled_accuracy`: right verdicts / reviewed questions, pooled over the images, with a
   95 % percentile bootstrap interval over images (the ``vqa:<category>`` columns' statistic);
-- :func:`review_kappa`: Cohen's kappa (Cohen 1960), (p_o - p_e) / (1 - p_e), p_o the share of
+- ``review-kappa``: Cohen's kappa (Cohen 1960, ``t2ibench.metrics.vqa_agreement.cohen_kappa``), (p_o - p_e) / (1 - p_e), p_o the share of
   questions where the two agree, p_e the agreement expected from each rater's own share of
   "right". It is **undefined (NaN)** without questions or when p_e = 1, i.e. both raters give
   every question one and the same verdict: there is no disagreement to measure beyond chance
@@ -20,23 +20,9 @@ from typing import Any, Sequence
 import numpy as np
 
 from t2ibench.metrics.common import bootstrap_ci
+from t2ibench.metrics.vqa_agreement import cohen_kappa
 
 KAPPA_UNDEFINED = "kappa undefined: every reviewed question got one and the same verdict from both raters"
-
-
-def review_kappa(judge: Sequence[bool] | np.ndarray, human: Sequence[bool] | np.ndarray) -> float:
-    """Cohen's kappa of two binary ratings of the same questions; NaN when undefined (see module)."""
-    x, y = np.asarray(judge, dtype=bool), np.asarray(human, dtype=bool)
-    if x.shape != y.shape:
-        raise ValueError(f"{x.size} judge verdicts but {y.size} human verdicts; expected one each per question")
-    if x.size == 0:
-        return float("nan")
-    px, py = float(x.mean()), float(y.mean())
-    pe = px * py + (1.0 - px) * (1.0 - py)
-    if pe == 1.0:
-        return float("nan")
-    po = float(np.mean(x == y))
-    return (po - pe) / (1.0 - pe)
 
 
 def pooled_accuracy(images: Sequence[str], right: Sequence[bool], n_boot: int = 1000) -> dict[str, Any]:
@@ -69,7 +55,7 @@ def review_columns(images: Sequence[str], categories: Sequence[str], judge: Sequ
     n_questions = len(human)
     agree = float(np.mean(np.asarray(judge, dtype=bool) == np.asarray(human, dtype=bool))) if n_questions else None
     out["review-agreement"] = {"value": agree, "n": len(set(images)), "questions": n_questions, "ci": None}
-    kappa = review_kappa(judge, human)
+    kappa = cohen_kappa(judge, human)
     out["review-kappa"] = {"value": None if np.isnan(kappa) else kappa, "n": len(set(images)), "questions": n_questions,
                            "ci": None}
     if np.isnan(kappa):

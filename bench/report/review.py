@@ -20,22 +20,17 @@ import csv
 import io
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from ..errors import UserError
-from ..fileio import atomic_write_json, atomic_write_text, read_json_object, read_user_file
+from ..fileio import atomic_write_json, atomic_write_text, read_user_file
 from ..log import get_logger
 from ..paths import safe_name
+from ..results.reviews import METRIC_NAME, REVIEW_FORMAT, VERDICTS, stored_verdicts
 from ..store import ImageRecord, RunDir
-
-if TYPE_CHECKING:
-    from ..results.schema import AggregateRow
 
 log = get_logger(__name__)
 
-REVIEW_FORMAT = "t2ibench-review/1"
-METRIC_NAME = "vqa_alignment"
-VERDICTS = ("correct", "wrong")
 #: the columns of the sheet's CSV and of its export, in order
 COLUMNS = ("id", "metric", "config", "image", "image_sha256", "method", "prompt_set", "prompt", "question", "category",
            "expected", "answer", "judge", "human")
@@ -263,56 +258,6 @@ def import_verdicts(run_dir: Path | str, file: Path | str) -> tuple[Path, int]:
     atomic_write_json(target, {"format": REVIEW_FORMAT, "metric": label, "config": sheet.config_hash,
                                "verdicts": dict(sorted(stored.items()))})
     return target, len(new)
-
-
-def stored_verdicts(path: Path, config_hash: str) -> dict[str, dict[str, str]]:
-    """The verdicts ``import_verdicts`` stored in ``path`` (one ``UserError`` line when damaged)."""
-    expected = "the file `t2ibench review --import` writes (delete it and import the verdicts again)"
-    doc = read_json_object(path, what="review verdicts", expected=expected)
-    verdicts = doc.get("verdicts")
-    if doc.get("format") != REVIEW_FORMAT or doc.get("config") != config_hash or not isinstance(verdicts, dict) or not all(
-            isinstance(v, dict) and v.get("human") in VERDICTS and v.get("judge") in VERDICTS
-            and all(isinstance(v.get(k), str) for k in ("image", "image_sha256", "method", "prompt_set", "category"))
-            for v in verdicts.values()):
-        raise UserError(f"review verdicts {path}: not a {REVIEW_FORMAT} file of configuration {config_hash}; expected {expected}")
-    return verdicts
-
-
-def review_rows(run_dir: Path | str, agg: Mapping[str, Any]) -> list[AggregateRow]:
-    """Aggregate rows (``bench.results.schema.AggregateRow`` fields) of the stored reviews of a
-    scored run: per (metric, method, prompt set), the columns of
-    ``t2ibench.metrics.review_agreement.review_columns``. Verdicts of an image that changed since
-    the review are left out, with one warning line."""
-    from t2ibench.metrics.review_agreement import review_columns
-
-    from ..results.schema import make_row
-    from ..results.scoring import column_id
-
-    run = RunDir(run_dir)
-    out: list[AggregateRow] = []
-    for label, info in sorted((agg.get("metrics") or {}).items()):
-        chash = (info or {}).get("config_hash")
-        if (info or {}).get("name") != METRIC_NAME or not isinstance(chash, str):
-            continue
-        path = run.path / "review" / safe_name(label, "metric label") / f"verdicts-{chash}.json"
-        if not path.is_file():
-            continue
-        verdicts = stored_verdicts(path, chash)
-        current = {key: (run.read_meta(key) or {}).get("image_sha256") for key in {v["image"] for v in verdicts.values()}}
-        fresh = [v for v in verdicts.values() if current[v["image"]] == v["image_sha256"]]
-        if len(fresh) < len(verdicts):
-            log.warning(f"t2ibench table: warning: {len(verdicts) - len(fresh)} verdicts in {path} are for images that "
-                        f"changed since the review; left out (review them again: `t2ibench review {run.path}`)")
-        groups: dict[tuple[str, str], list[dict[str, str]]] = {}
-        for v in fresh:
-            groups.setdefault((v["method"], v["prompt_set"]), []).append(v)
-        for (method, pset), vs in sorted(groups.items()):
-            cols = review_columns([v["image"] for v in vs], [v["category"] for v in vs],
-                                  [v["judge"] == "correct" for v in vs], [v["human"] == "correct" for v in vs])
-            for col, entry in cols.items():
-                out.append(make_row(method=method, prompt_set=pset, metric=label, metric_name=METRIC_NAME,
-                                    column=column_id(label, METRIC_NAME, col), **entry))
-    return out
 
 
 def cmd_review(args) -> int:

@@ -24,6 +24,7 @@ from .layout import (
     prompt_set_tables,
     section_blocks,
 )
+from .reviews import review_rows
 from .schema import TABLE_FORMAT, Aggregates, TableDoc, TableEntry, has_value
 from .scoring import load_aggregates
 
@@ -53,8 +54,6 @@ REVIEW_CONVENTION = ("`t2ibench review`: a person's verdicts on the questions th
 
 def review_entries(run_dir: Path | str, agg: Aggregates) -> list[TableEntry]:
     """Entries of the human reviews stored in the run directory (``t2ibench review --import``)."""
-    from ..report.review import review_rows
-
     return entries_of(cast(Aggregates, {**agg, "rows": review_rows(run_dir, agg)}))
 
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from t2ibench.metrics.review_agreement import KAPPA_UNDEFINED, pooled_accuracy, review_columns, review_kappa
+from t2ibench.metrics.review_agreement import KAPPA_UNDEFINED, pooled_accuracy, review_columns
+from t2ibench.metrics.vqa_agreement import cohen_kappa
 
 
 def _sklearn(a, b) -> float:
@@ -24,7 +25,7 @@ def test_textbook_example():
     p_o = 0.7, p_e = 0.5 * 0.6 + 0.5 * 0.4 = 0.5, kappa = 0.4."""
     a = [True] * 25 + [False] * 25
     b = [True] * 20 + [False] * 5 + [True] * 10 + [False] * 15
-    assert review_kappa(a, b) == pytest.approx(0.4)
+    assert cohen_kappa(a, b) == pytest.approx(0.4)
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -33,7 +34,7 @@ def test_matches_sklearn_on_random_ratings(seed):
     n = int(rng.integers(2, 60))
     a = rng.random(n) < rng.random()
     b = np.where(rng.random(n) < 0.7, a, rng.random(n) < 0.5)
-    mine, ref = review_kappa(a, b), _sklearn(a, b)
+    mine, ref = cohen_kappa(a, b), _sklearn(a, b)
     assert (math.isnan(mine) and math.isnan(ref)) or mine == pytest.approx(ref, abs=1e-12)
 
 
@@ -46,7 +47,7 @@ def test_matches_sklearn_on_random_ratings(seed):
     ([True, False, True], [True, False, True], 1.0),
 ])
 def test_degenerate_cases_agree_with_sklearn(a, b, expected):
-    mine, ref = review_kappa(a, b), _sklearn(a, b)
+    mine, ref = cohen_kappa(a, b), _sklearn(a, b)
     if expected == "nan":
         assert math.isnan(mine) and math.isnan(ref)
     else:
@@ -54,9 +55,9 @@ def test_degenerate_cases_agree_with_sklearn(a, b, expected):
 
 
 def test_no_ratings_is_undefined_and_mismatched_lengths_are_refused():
-    assert math.isnan(review_kappa([], []))
-    with pytest.raises(ValueError, match="2 judge verdicts but 3 human verdicts"):
-        review_kappa([True, False], [True, True, False])
+    assert math.isnan(cohen_kappa([], []))
+    with pytest.raises(ValueError, match="2 ratings against 3"):
+        cohen_kappa([True, False], [True, True, False])
 
 
 def test_pooled_accuracy_counts_questions_over_images():

@@ -154,8 +154,8 @@ def test_target_json_round_trip_keeps_tuples():
 
 
 def test_headline_takes_vqa_all_when_a_prompt_set_has_no_alignment_metric():
-    from t2ibench.results.schema import make_row
     from t2ibench.results.layout import headline_columns, prompt_set_tables
+    from t2ibench.results.schema import make_row
 
     def entry(column, metric):
         return {"suite": "s", "model": "m", **make_row(method="sd", prompt_set="p", metric=metric, metric_name=metric,
