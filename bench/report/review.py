@@ -27,6 +27,7 @@ from ..fileio import atomic_write_json, atomic_write_text, read_user_file
 from ..log import get_logger
 from ..paths import safe_name
 from ..results.reviews import METRIC_NAME, REVIEW_FORMAT, VERDICTS, stored_verdicts
+from ..results.schema import Aggregates, MetricInfo
 from ..store import ImageRecord, RunDir
 
 log = get_logger(__name__)
@@ -78,10 +79,10 @@ class Sheet:
         return self.folder / f"verdicts-{self.config_hash}.json"
 
 
-def _metric_info(agg: Mapping[str, Any], metric: str, where: str) -> tuple[str, Mapping[str, Any]]:
+def _metric_info(agg: Aggregates, metric: str, where: str) -> tuple[str, MetricInfo]:
     """(label, info) of the run's ``vqa_alignment`` metric named by label or by name."""
-    metrics = agg.get("metrics") or {}
-    labels = [k for k, v in metrics.items() if (v or {}).get("name") == METRIC_NAME]
+    metrics = agg["metrics"]
+    labels = [k for k, v in metrics.items() if v.get("name") == METRIC_NAME]
     if metric in metrics:
         label = metric
     elif metric == METRIC_NAME and len(labels) == 1:
