@@ -17,25 +17,11 @@ from t2ibench.world.paths import pipeline_available
 
 from _helpers.chromium import Chromium, chromium_or_skip
 from _helpers.cli import run_cli
+from _helpers.vqa import write_am_suite
 
 INJECTION = '</td><script>window.pwned=1</script><img src=x onerror="window.pwned=2">'
 CAPTIONS = ["a red circle at night", "two blue squares", "a striped green star", "a white circle above a red square",
             f"a yellow triangle {INJECTION}", "a circle holding a square"]
-SUITE = """
-name: review-run
-model: tinyworld
-seed: 0
-images_per_prompt: 1
-batch_size: 16
-sampler: {{scheduler: pndm, steps: 4, guidance: 5.0, height: 64, width: 64}}
-prompt_sets:
-  - {{name: am, dataset: am-categories, limit: 1, params: {{path: {path}}}}}
-methods:
-  - {{name: sd}}
-metrics:
-  - {{name: vqa_alignment, params: {{vqa: tinyworld}}}}
-"""
-
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not pipeline_available(), reason="tinyworld pipeline weights not shipped")]
 
@@ -44,10 +30,9 @@ pytestmark = [pytest.mark.slow,
 def scored(tmp_path_factory) -> Path:
     """A generated and scored run: six am-categories captions, one image each."""
     root = tmp_path_factory.mktemp("review")
-    (root / "captions.json").write_text(json.dumps(
-        {"annotations": [{"image_id": i, "id": i, "caption": c} for i, c in enumerate(CAPTIONS)]}))
-    (root / "suite.yaml").write_text(SUITE.format(path=root / "captions.json"))
-    assert run_cli("generate", root / "suite.yaml", "--out", root / "run", "--quiet") == 0
+    suite = write_am_suite(root, CAPTIONS, name="review-run", images_per_prompt=1, methods=["{name: sd}"],
+                           metrics=["{name: vqa_alignment, params: {vqa: tinyworld}}"])
+    assert run_cli("generate", suite, "--out", root / "run", "--quiet") == 0
     assert run_cli("score", root / "run", "--quiet") == 0
     return root / "run"
 
