@@ -30,7 +30,7 @@ from t2ibench.metrics.common import ColumnSample, Scorer, mean_ci, mean_sample
 def alignment_accuracy(correct: Sequence[float], categories: Sequence[str]) -> dict[str, float]:
     """Functional form: {category: mean correctness} plus ``"all"``."""
     by: dict[str, list[float]] = defaultdict(list)
-    for c, cat in zip(correct, categories):
+    for c, cat in zip(correct, categories, strict=True):
         by[str(cat)].append(float(c))
     out = {k: float(np.mean(v)) for k, v in sorted(by.items())}
     out["all"] = float(np.mean([float(c) for c in correct])) if len(correct) else float("nan")
@@ -109,7 +109,7 @@ class AlignmentScorer(Scorer):
         return self._judge
 
     def check_available(self) -> None:
-        self.judge
+        _ = self.judge  # loading it raises NotAvailable with the reason
 
     def config(self) -> dict[str, Any]:
         return {"judge": str(getattr(self.judge, "name", self.judge_spec))}
@@ -132,7 +132,7 @@ class AlignmentScorer(Scorer):
 
     def aggregate(self, values, metas):
         by: dict[str, list[float]] = defaultdict(list)
-        for v, m in zip(values, metas):
+        for v, m in zip(values, metas, strict=True):
             by[_category(m)].append(v["correct"])
         out = {}
         for cat, vals in sorted(by.items()):

@@ -22,8 +22,6 @@ from typing import Any
 
 import numpy as np
 
-PID_TERMS = ("redundancy", "unique1", "unique2", "synergy")
-
 
 @dataclass
 class PID:

@@ -112,7 +112,7 @@ def _html_table(head: list[str], rows: list[list[str]], classes: list[list[str]]
     body = []
     for i, r in enumerate(rows):
         cls = classes[i] if classes else ["num"] * (len(r) - 1)
-        tds = "".join(f'<td class="{c}">{_esc(x)}</td>' for x, c in zip(r[1:], cls))
+        tds = "".join(f'<td class="{c}">{_esc(x)}</td>' for x, c in zip(r[1:], cls, strict=True))
         body.append(f"<tr><th>{_esc(r[0])}</th>{tds}</tr>")
     return f"<div class=\"scroll\"><table><tr>{ths}</tr>{''.join(body)}</table></div>"
 

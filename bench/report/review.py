@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ..cliargs import trust_remote_code
 from ..errors import UserError
 from ..fileio import atomic_write_json, atomic_write_text, read_user_file
 from ..log import get_logger
@@ -274,7 +275,7 @@ def cmd_review(args) -> int:
 
 
 def add_commands(subparsers) -> None:
-    p = subparsers.add_parser("review", help="a person checks the vqa_alignment judge: write a review sheet, "
+    p = subparsers.add_parser("review", parents=[trust_remote_code()], help="a person checks the vqa_alignment judge: write a review sheet, "
                                              "or import its verdicts (the table then shows human accuracy and kappa)")
     p.add_argument("run", help="run directory (scored)")
     what = p.add_mutually_exclusive_group()

@@ -50,7 +50,7 @@ def test_verdicts_and_dsg_dependencies():
           Question("q2", "Is the dog black?", "color", "color", "yes", ("q1",)),
           Question("q3", "How many dogs are there?", "numerical", "count", "2", ("q1",)),
           Question("q4", "Is it night?", "time", "time", "yes")]
-    strict = [verdict(q, a) for q, a in zip(qs, ["no", "Yes", "two", None])]
+    strict = [verdict(q, a) for q, a in zip(qs, ["no", "Yes", "two", None], strict=True)]
     assert strict == [False, True, True, None]
     assert dependency_verdicts(qs, strict) == [False, False, False, None]
     # an unanswered parent is not held against its child
