@@ -75,7 +75,7 @@ def aligned_sequences(pipe: Any, text: str, full: torch.Tensor, min_words: int =
 def single_aligned(seqs: Sequence[torch.Tensor], phrases: Sequence[dict]) -> torch.Tensor:
     """One sequence with every phrase's tokens aligned into the full prompt's (later phrases win overlaps)."""
     out = seqs[0].clone()
-    for seq, p in zip(seqs[1:], phrases):
+    for seq, p in zip(seqs[1:], phrases, strict=True):
         a, b = p["tokens"]
         out[a:b] = seq[a:b]
     return out
@@ -110,7 +110,7 @@ class StructuredDiffusion(ControlledMethod):
         full = encode_prompts(pipe, texts)
         self.last_value_sequences = []
         keys, values = [], []
-        for text, row in zip(texts, full.prompt_embeds):
+        for text, row in zip(texts, full.prompt_embeds, strict=True):
             seqs, phrases = aligned_sequences(pipe, text, row, self.min_words)
             self.last_value_sequences.append(seqs)
             self._phrases[text] = phrases

@@ -6,7 +6,6 @@ Bad input is one line on stderr, ``t2ibench: error: ...``, and exit code 2.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import warnings
 from pathlib import Path
@@ -19,15 +18,6 @@ from .log import get_logger, setup_logging
 DEFAULT_SUITE = "tinyworld"
 FALLBACK_SUITE = "smoke"
 log = get_logger(__name__)
-
-#: modules that add their own subcommands with ``add_commands(subparsers)``
-COMMAND_MODULES = (
-    "t2ibench.results.cli",
-    "t2ibench.analysis.cli",
-    "t2ibench.report.cli",
-    "t2ibench.world.cli",
-    "t2ibench.baselines.iti_gen.cli",
-)
 
 
 def _csv(text: str) -> list[str]:
@@ -121,12 +111,10 @@ def cmd_run(args) -> int:
     out, summary = _generate(args, suite)
     profile = {"generate": time.perf_counter() - t0}
     profile.update({f"generate {label}": s for label, s in summary.method_seconds.items()})
-    try:
-        from .results.scoring import score_run
-        from .results.table import write_tables
-    except ImportError as exc:
-        log.warning(f"t2ibench: scoring is not available in this installation ({exc}); images are in {out}")
-        return 0
+    from .report.html import write_report
+    from .results.scoring import score_run
+    from .results.table import write_tables
+
     # the suite given on this command line is trusted (like a Makefile); the run directory's copy is not read
     aggregates = score_run(out, trust_remote_code=True, device=args.device, suite=suite)
     for label, info in aggregates["metrics"].items():
@@ -139,13 +127,8 @@ def cmd_run(args) -> int:
     t1 = time.perf_counter()
     write_tables([out], out / "results" / "leaderboard.md", "md")
     print(f"t2ibench: results in {out / 'results'}")
-    try:
-        from .report.html import write_report
-    except ImportError:
-        pass
-    else:
-        report = write_report(out)
-        print(f"t2ibench: report {report}")
+    report = write_report(out)
+    print(f"t2ibench: report {report}")
     profile["tables + report"] = time.perf_counter() - t1
     profile["total"] = time.perf_counter() - t0
     from .fileio import atomic_write_json
@@ -213,23 +196,6 @@ def _add_generation_args(p: argparse.ArgumentParser, suite_required: bool) -> No
 
 #: commands that read a suite file the user names on the command line: its code is trusted
 SUITE_COMMANDS = {"run", "generate"}
-#: commands that only list what is built in or installed
-LISTING_COMMANDS = {"suites", "methods", "metrics"}
-TRUST_HELP = ("import module:attribute names found in the run directory's suite (metrics, judges, ...): "
-              "that runs their code; only for run directories you trust (default: built-in names only)")
-
-
-def _add_trust_flags(sub, top: bool = True) -> None:
-    """``--trust-remote-code`` on every (leaf) command that reads a run directory (README: trust model)."""
-    for name, p in sub.choices.items():
-        if top and (name in SUITE_COMMANDS or name in LISTING_COMMANDS):
-            continue
-        nested = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
-        if nested:
-            for action in nested:
-                _add_trust_flags(action, top=False)
-        elif not any("--trust-remote-code" in a.option_strings for a in p._actions):
-            p.add_argument("--trust-remote-code", action="store_true", help=TRUST_HELP)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -255,15 +221,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("metrics", help="list the available metrics")
     p.set_defaults(func=cmd_metrics)
 
-    for module_name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name and module_name.startswith(exc.name):
-                continue  # that part is not in this installation
-            raise
+    # each of these modules adds its own subcommands; those that read a run directory take
+    # --trust-remote-code through the parent parser in cliargs
+    from .analysis import cli as analysis_cli
+    from .baselines.iti_gen import cli as iti_gen_cli
+    from .report import cli as report_cli
+    from .report import review as review_cli
+    from .results import cli as results_cli
+    from .world import cli as world_cli
+
+    for module in (results_cli, analysis_cli, report_cli, review_cli, world_cli, iti_gen_cli):
         module.add_commands(sub)
-    _add_trust_flags(sub)
     return parser
 
 

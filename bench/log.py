@@ -1,9 +1,10 @@
 """The ``t2ibench`` logger: progress and diagnostics on stderr, never on stdout.
 
 Modules log through ``get_logger(__name__)`` (children of the ``t2ibench`` logger). A library
-user sees nothing below WARNING unless they configure logging; the CLI calls ``setup_logging``
-once, which adds one stderr handler at the level from ``-v``/``-q`` or the environment variable
+user sees nothing below WARNING unless they configure logging; the CLI calls ``setup_logging()``
+once, which adds one stderr handler at the level named by the environment variable
 ``T2IBENCH_LOG_LEVEL`` (a level name such as ``DEBUG`` or ``WARNING``; default ``INFO``).
+Commands have no verbosity flags; a library caller may pass ``verbosity`` instead.
 ``print`` is for command output only (tables, paths the user asked for).
 
 The handler writes through ``tqdm.write`` so that log lines do not tear progress bars.

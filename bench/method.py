@@ -136,7 +136,7 @@ class Method:
         with installed_processors(pipe, processors):
             images = pipe(**call).images
         out = []
-        for job, image, text, n_cut in zip(jobs, images, texts, truncated):
+        for job, image, text, n_cut in zip(jobs, images, texts, truncated, strict=True):
             meta = {"prompt_text": text, **self.image_meta(job)}
             if n_cut:
                 meta["truncated_tokens"] = n_cut
@@ -152,7 +152,7 @@ def count_truncated_tokens(pipe: Any, texts: Sequence[str]) -> list[int]:
     limit = int(tokenizer.model_max_length)
     lengths = [len(ids) for ids in tokenizer(list(texts), truncation=False)["input_ids"]]
     cut = [max(0, n - limit) for n in lengths]
-    for text, n in zip(texts, cut):
+    for text, n in zip(texts, cut, strict=True):
         if n:
             warnings.warn(
                 f"prompt truncated by {n} tokens to the text encoder's {limit}: {text[:60]!r}...",

@@ -146,9 +146,9 @@ def load_pipeline(name: str, device: str | None = None, precision: str = "auto",
     if vae:
         extra["vae"] = AutoencoderKL.from_pretrained(str(resolve_vae(vae)), **{_dtype_keyword(): dtype}, local_files_only=True)
     if name in TINY_MODELS:
-        from . import testing
+        from . import tiny_models
 
-        pipe = getattr(testing, TINY_MODELS[name])(seed=0)
+        pipe = getattr(tiny_models, TINY_MODELS[name])(seed=0)
         if vae:
             pipe.vae = extra["vae"]
         family = "sdxl" if name == "tiny-sdxl" else "sd"

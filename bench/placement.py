@@ -60,17 +60,6 @@ def pipeline_device(pipe: Any) -> torch.device:
         return torch.device(pipe.unet.device)
 
 
-def pipeline_dtype(pipe: Any) -> torch.dtype:
-    """The UNet's dtype (what activations and embeddings fed to it are in)."""
-    return pipe.unet.dtype
-
-
-def module_placement(module: Any) -> tuple[torch.device, torch.dtype]:
-    """(device, dtype) of a module's first parameter (an ``nn.Embedding``, a text encoder, ...)."""
-    p = next(module.parameters())
-    return p.device, p.dtype
-
-
 def module_device(module: Any) -> torch.device:
     """Where a module's first parameter (else buffer) lives; the CPU for a module with neither
     (or a plain callable standing in for one)."""

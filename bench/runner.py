@@ -254,49 +254,85 @@ def generate(
     (None: as set, e.g. by ``OMP_NUM_THREADS``); recorded in every sidecar, since CPU kernels
     round differently with another thread count.
     """
-    from .models import check_resolution, load_pipeline, set_scheduler
+    import torch
+
     from .placement import resolve_device
 
     if pipe is None:
         device = str(resolve_device(device))  # an unusable --device is one line before anything is written
-    if shard is None:
-        shard = Shard.from_env()
-        if shard.world_size == 1 and Shard.launched_by_accelerate():
-            log.warning("t2ibench: warning: started by `accelerate launch` with world size 1: one process does all the "
-                        "work, no sharding (on a CPU use `accelerate launch --multi_gpu --num_processes N ...`, "
-                        "see the README)")
+    shard = shard or _shard_from_environment()
     if threads is not None:
-        import torch
-
         torch.set_num_threads(threads)
     run = RunDir(out)
     run.check_contained()  # a link inside it would lead writes out of it
     the_plan = plan(suite)
     if pipe is None:
-        from .models import TINY_MODELS, resolve_model
+        _check_model_files(suite)  # a missing model is reported before anything is written
+    start = time.perf_counter()  # the summary's seconds include loading the pipeline
+    todo, summary, pipe = _open_run(run, suite, the_plan, shard, pipe, device, precision)
+    if not todo:
+        return summary
+    summary.threads = torch.get_num_threads()
+    from tqdm.auto import tqdm
 
-        if suite.model not in TINY_MODELS:
-            resolve_model(suite.model)  # a missing model is reported before anything is written
-        if suite.vae:
-            from .models import resolve_vae
+    bar = tqdm(total=sum(len(m) for _, m in todo), unit="img", disable=not progress, position=shard.rank,
+               desc=f"generate {shard.rank}/{shard.world_size}" if shard.world_size > 1 else "generate", dynamic_ncols=True)
+    writer = ImageWriter(run, png_bytes)  # PNG encoding and writing on a background thread
+    try:
+        for mspec, group in _by_method(todo):
+            method_start = time.perf_counter()
+            _generate_method(pipe, suite, the_plan, mspec, group, writer, summary, bar.update)
+            summary.method_seconds[mspec.label] = (summary.method_seconds.get(mspec.label, 0.0)
+                                                   + time.perf_counter() - method_start)
+        writer.close()  # waits for the last writes; a write error is raised here
+    finally:
+        writer.close(raise_error=False)  # after another error: still finish what was queued
+        bar.close()
+        summary.seconds = time.perf_counter() - start
+    return summary
 
-            resolve_vae(suite.vae)
+
+def _shard_from_environment() -> Shard:
+    """This process's shard as ``accelerate launch`` (or torchrun) set it; a warning when launched
+    with one process, which does all the work."""
+    shard = Shard.from_env()
+    if shard.world_size == 1 and Shard.launched_by_accelerate():
+        log.warning("t2ibench: warning: started by `accelerate launch` with world size 1: one process does all the "
+                    "work, no sharding (on a CPU use `accelerate launch --multi_gpu --num_processes N ...`, "
+                    "see the README)")
+    return shard
+
+
+def _check_model_files(suite: Suite) -> None:
+    """A ``UserError`` when the suite's model (or VAE) is not on this machine."""
+    from .models import TINY_MODELS, resolve_model, resolve_vae
+
+    if suite.model not in TINY_MODELS:
+        resolve_model(suite.model)
+    if suite.vae:
+        resolve_vae(suite.vae)
+
+
+def _open_run(run: RunDir, suite: Suite, the_plan: Plan, shard: Shard, pipe: Any, device: str | None,
+              precision: str) -> tuple[list[tuple[Batch, list[ImageJob]]], GenerateSummary, Any]:
+    """The batches of this shard with missing images, the summary so far and the pipeline (loaded
+    here when images are missing and none was given), with the run directory prepared for them.
+    A run directory created here is removed again when anything fails before it holds a file."""
+    from .models import check_resolution, load_pipeline, set_scheduler
+
     created = not run.path.exists()
     run.ensure_writable()
     try:
         run.clean_stale_temporaries()
-        batches = the_plan.for_shard(shard)
-        todo = [(b, _pending(run, b, the_plan.configs)) for b in batches]
+        todo = [(b, _pending(run, b, the_plan.configs)) for b in the_plan.for_shard(shard)]
         summary = GenerateSummary(skipped=sum(len(b.jobs) - len(m) for b, m in todo))
         todo = [(b, m) for b, m in todo if m]
-        n_todo = sum(len(m) for _, m in todo)
-        start = time.perf_counter()
         if not todo:
             if _stored_suite_hash(run) != suite.hash:
                 # every image is there and matches its configuration (checked above): the run
                 # directory now holds this suite (a changed metric list, a damaged run.json)
                 prepare_run_dir(run, suite, the_plan)
-            return summary
+            return todo, summary, pipe
         if pipe is None:
             pipe = load_pipeline(suite.model, device=device, precision=precision if precision != "auto" else suite.precision,
                                  vae=suite.vae)
@@ -310,63 +346,36 @@ def generate(
                 pass
         raise
     prepare_run_dir(run, suite, the_plan)
-    import torch
+    return todo, summary, pipe
 
-    summary.threads = torch.get_num_threads()
 
-    from tqdm.auto import tqdm
-
-    bar = tqdm(
-        total=n_todo,
-        unit="img",
-        desc=f"generate {shard.rank}/{shard.world_size}" if shard.world_size > 1 else "generate",
-        disable=not progress,
-        position=shard.rank,
-        dynamic_ncols=True,
-    )
-    writer = ImageWriter(run, png_bytes)  # PNG encoding and writing on a background thread
+def _generate_method(pipe: Any, suite: Suite, the_plan: Plan, mspec: MethodSpec,
+                     group: list[tuple[Batch, list[ImageJob]]], writer: ImageWriter, summary: GenerateSummary,
+                     advance: Callable[[int], Any]) -> None:
+    """Run one method over its batches (set up once, torn down after), submitting each missing
+    image with its sidecar to ``writer``."""
+    method = METHODS.get(mspec.name).build(mspec.params, where=mspec.label)
+    sampler = suite.sampler_of(mspec)
+    method.setup(pipe)
     try:
-        for mspec, group in _by_method(todo):
-            method = METHODS.get(mspec.name).build(mspec.params, where=mspec.label)
-            sampler = suite.sampler_of(mspec)
-            method_start = time.perf_counter()
-            method.setup(pipe)
-            try:
-                for batch, missing in group:
-                    outputs = method.generate(pipe, batch.jobs, sampler)
-                    if len(outputs) != len(batch.jobs):
-                        raise RuntimeError(f"method {mspec.name!r} returned {len(outputs)} images for {len(batch.jobs)} jobs")
-                    wanted = {job.key for job in missing}
-                    for job, out_img in zip(batch.jobs, outputs):
-                        if job.key not in wanted:
-                            continue
-                        record = the_plan.configs[job.key]
-                        meta = {
-                            **record,
-                            **out_img.meta,
-                            "method": job.method,
-                            "prompt_id": job.prompt.id,
-                            "index": job.index,
-                            "config_hash": config_hash(record),
-                            "suite_hash": suite.hash,
-                            "height": sampler.height,
-                            "width": sampler.width,
-                            "torch_threads": summary.threads,
-                        }
-                        summary.truncated_prompts += bool(out_img.meta.get("truncated_tokens"))
-                        writer.submit(job.key, out_img.image, meta)
-                        summary.written += 1
-                        bar.update(1)
-            finally:
-                method.teardown(pipe)
-                summary.method_seconds[mspec.label] = (summary.method_seconds.get(mspec.label, 0.0)
-                                                       + time.perf_counter() - method_start)
-        writer.close()  # waits for the last writes; a write error is raised here
+        for batch, missing in group:
+            outputs = method.generate(pipe, batch.jobs, sampler)
+            if len(outputs) != len(batch.jobs):
+                raise RuntimeError(f"method {mspec.name!r} returned {len(outputs)} images for {len(batch.jobs)} jobs")
+            wanted = {job.key for job in missing}
+            for job, out_img in zip(batch.jobs, outputs, strict=True):
+                if job.key not in wanted:
+                    continue
+                record = the_plan.configs[job.key]
+                meta = {**record, **out_img.meta, "method": job.method, "prompt_id": job.prompt.id, "index": job.index,
+                        "config_hash": config_hash(record), "suite_hash": suite.hash, "height": sampler.height,
+                        "width": sampler.width, "torch_threads": summary.threads}
+                summary.truncated_prompts += bool(out_img.meta.get("truncated_tokens"))
+                writer.submit(job.key, out_img.image, meta)
+                summary.written += 1
+                advance(1)
     finally:
-        writer.close(raise_error=False)  # after another error: still finish what was queued
-        bar.close()
-        summary.seconds = time.perf_counter() - start
-    return summary
+        method.teardown(pipe)
 
 
 def _by_method(todo: Sequence[tuple[Batch, list[ImageJob]]]) -> Iterable[tuple[MethodSpec, list]]:

@@ -1,4 +1,4 @@
-"""The analysis figures of issue 6 on a real (tinyworld) model, measured and printed.
+"""The analysis figures (maps, DiffusionPID, prompt switching) on a real (tinyworld) model, measured and printed.
 
     python benchmarks/bench_analysis.py [--model tinyworld] [--out DIR] [--images 8] [--seeds 0,1,2]
                                         [--samples 64] [--iti-gen TOKENS.safetensors]

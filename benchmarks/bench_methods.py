@@ -7,7 +7,7 @@ Variants run in interleaved rounds (every variant once per round, in a rotated o
 ``--repeats`` rounds) so machine load drifts hit all alike. Two clocks: the process CPU time
 (with one torch thread, what the generation itself costs; robust when other processes share
 the cores) and the wall clock. Ratios use each variant's fastest round and, in brackets, the
-median round. Targets (issue 5): ≤ 1.05
+median round. Targets (a method should cost little over plain sampling): ≤ 1.05
 temperature, queuing, amplification, reweighting; ≤ 1.15 masking and map capture. For
 reference, ``all-layers-eager`` installs diffusers' eager ``AttnProcessor`` on every layer
 (what Prompt-to-Prompt / Attend-and-Excite style attention stores do). ITI-GEN tokens are

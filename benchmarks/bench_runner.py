@@ -20,7 +20,7 @@ import torch
 
 from t2ibench.runner import generate, plan
 from t2ibench.suite import parse_suite
-from t2ibench.testing import tiny_sd_pipeline
+from t2ibench.tiny_models import tiny_sd_pipeline
 
 
 def make_suite(n_images: int, batch: int, steps: int):
@@ -53,7 +53,7 @@ def bare_loop(pipe, suite, out: Path) -> float:
             width=s.width,
             generator=[torch.Generator("cpu").manual_seed(j.seed) for j in batch.jobs],
         ).images
-        for job, image in zip(batch.jobs, images):
+        for job, image in zip(batch.jobs, images, strict=True):
             image.save(out / f"{job.prompt.id}-{job.index}.png")
     return time.perf_counter() - start
 

@@ -39,15 +39,16 @@ def main() -> None:
     except FileNotFoundError as exc:
         print(f"evaluator: {exc}")
     if args.pipeline:
+        from t2ibench.models import load_pipeline
         from t2ibench.world import pipeline_available, pipeline_dir
-        from t2ibench.world.evaluate import generate, load_pipeline
+        from t2ibench.world.evaluate import sample_images
 
         if not pipeline_available():
             print(f"pipeline: not available: no weights in {pipeline_dir()}")
             return
-        pipe = load_pipeline(pipeline_dir())
+        pipe = load_pipeline(str(pipeline_dir()), device="cpu", precision="fp32")
         t = time.perf_counter()
-        generate(pipe, ["a red circle"] * 8, list(range(8)), 25, 5.0)
+        sample_images(pipe, ["a red circle"] * 8, list(range(8)), 25, 5.0)
         print(f"pipeline: {time.perf_counter() - t:.2f} s per 8 images (25 steps, guidance 5)")
 
 

@@ -27,7 +27,7 @@ i.e. ``.item()``/``bool(tensor)``, and ``aten::nonzero``, i.e. boolean-mask inde
 counts only those inside UNet calls (where the attention processors run), per denoising step.
 
 Exit status: 0 when every part ran, 1 when any raised (each error is printed with its traceback).
-Targets (issue #12): sd, hard-prompt, iti-gen >= 0.95 x bare; the attention-control methods
+Targets (control must cost little beside sampling): sd, hard-prompt, iti-gen >= 0.95 x bare; the attention-control methods
 >= 0.85 x sd; 0 syncs per step in UNet. They are printed, not enforced (timings vary by machine).
 """
 
@@ -130,7 +130,7 @@ def build_full(kind: str, device: str):
 def save_model(kind: str, small: bool, device: str, root: Path) -> Path:
     out = root / f"{kind}-model"
     if small:
-        from t2ibench.testing import save_tiny_pipeline
+        from t2ibench.tiny_models import save_tiny_pipeline
 
         save_tiny_pipeline(kind, out)
         return out
@@ -254,7 +254,7 @@ def bare_loop(pipe: Any, suite: Any, out: Path, device: str) -> tuple[float, int
             prompt=[j.prompt.text for j in batch.jobs], num_inference_steps=s.steps, guidance_scale=s.guidance,
             height=s.height, width=s.width, generator=[torch.Generator("cpu").manual_seed(j.seed) for j in batch.jobs],
         ).images
-        for job, image in zip(batch.jobs, images):
+        for job, image in zip(batch.jobs, images, strict=True):
             image.save(out / f"{job.prompt.id}-{job.index}.png")
             n += 1
     _sync(device)

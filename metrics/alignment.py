@@ -30,7 +30,7 @@ from t2ibench.metrics.common import ColumnSample, Scorer, mean_ci, mean_sample
 def alignment_accuracy(correct: Sequence[float], categories: Sequence[str]) -> dict[str, float]:
     """Functional form: {category: mean correctness} plus ``"all"``."""
     by: dict[str, list[float]] = defaultdict(list)
-    for c, cat in zip(correct, categories):
+    for c, cat in zip(correct, categories, strict=True):
         by[str(cat)].append(float(c))
     out = {k: float(np.mean(v)) for k, v in sorted(by.items())}
     out["all"] = float(np.mean([float(c) for c in correct])) if len(correct) else float("nan")
@@ -76,7 +76,7 @@ def _column_means(names: Sequence[str], values: Sequence[float], index: Sequence
     the pooled mean under ``"all"``."""
     metric = AlignmentAccuracy(names)
     metric.update(values, index)
-    return {**dict(zip(names, metric.compute().tolist())), "all": float(metric.compute_all())}
+    return {**dict(zip(names, metric.compute().tolist(), strict=True)), "all": float(metric.compute_all())}
 
 
 def _category(meta: Mapping[str, Any]) -> str:
@@ -121,7 +121,7 @@ class AlignmentScorer(Scorer):
         return self._judge
 
     def check_available(self) -> None:
-        self.judge
+        _ = self.judge  # loading it raises NotAvailable with the reason
 
     def config(self) -> dict[str, Any]:
         return {"judge": str(getattr(self.judge, "name", self.judge_spec))}
@@ -149,7 +149,7 @@ class AlignmentScorer(Scorer):
     def aggregate(self, values, metas):
         """Columns through :class:`AlignmentAccuracy` (categories, then checks), each with a 95 % bootstrap interval."""
         by: dict[str, list[float]] = defaultdict(list)
-        for v, m in zip(values, metas):
+        for v, m in zip(values, metas, strict=True):
             by[_category(m)].append(v["correct"])
         cats = sorted(by)
         correct = [float(v["correct"]) for v in values]

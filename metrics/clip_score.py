@@ -243,7 +243,7 @@ class ClipBackedScorer(Scorer):
         return self._backend
 
     def check_available(self) -> None:
-        self.backend
+        _ = self.backend  # loading it raises NotAvailable with the reason
 
 
 class CLIPScoreScorer(ClipBackedScorer):
@@ -282,7 +282,7 @@ class CLIPScoreScorer(ClipBackedScorer):
 
     def score(self, images, metas):
         cos, truncated = clip_cosines(self.backend, images, [prompt_of(m) for m in metas])
-        return [{"score": float(100.0 * c), "truncated": bool(t)} for c, t in zip(cos.tolist(), truncated)]
+        return [{"score": float(100.0 * c), "truncated": bool(t)} for c, t in zip(cos.tolist(), truncated, strict=True)]
 
     def aggregate(self, values, metas):
         """``clip_score``: :class:`CLIPScore` over the per-image scores, with a 95 % bootstrap interval."""

@@ -242,7 +242,7 @@ def tokenize_truncating(tokenizer, texts, context_length: int) -> tuple[dict[str
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     truncated = [len(x) > context_length for x in ids]
-    ids = [x[: context_length - 1] + [eos] if t else x for x, t in zip(ids, truncated)]
+    ids = [x[: context_length - 1] + [eos] if t else x for x, t in zip(ids, truncated, strict=True)]
     width = max(len(x) for x in ids)
     input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
     mask = torch.zeros((len(ids), width), dtype=torch.long)

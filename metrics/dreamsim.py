@@ -140,7 +140,7 @@ class DreamSimScorer(Scorer):
         return self._network
 
     def check_available(self) -> None:
-        self.network
+        _ = self.network  # loading it raises NotAvailable with the reason
 
     def config(self) -> dict[str, Any]:
         ck = Path(self.checkpoint) if self.checkpoint else None
@@ -163,7 +163,7 @@ class DreamSimScorer(Scorer):
     def observe(self, values: list[Any], metas: list[Mapping[str, Any]]) -> None:
         """Every scored image of the run (all methods): keeps ``compare_to``'s embeddings by pair key."""
         self._references = {pair_key(m): np.asarray(v, dtype=np.float64)
-                            for v, m in zip(values, metas) if str(m.get("method")) == self.compare_to}
+                            for v, m in zip(values, metas, strict=True) if str(m.get("method")) == self.compare_to}
 
     def _distances(self, values: list[Any], metas: list[Mapping[str, Any]]) -> tuple[list[int], np.ndarray]:
         if self._references is None:

@@ -320,7 +320,7 @@ class FairnessScorer(Scorer):
         return self._classifier
 
     def check_available(self) -> None:
-        self.classifier
+        _ = self.classifier  # loading it raises NotAvailable with the reason
 
     def config(self) -> dict[str, Any]:
         return {"classifier": self.classifier.name, "logit_scale": "applied"}
@@ -369,7 +369,7 @@ class FairnessScorer(Scorer):
     def aggregate(self, values, metas):
         by_tsa: dict[str, list[int]] = defaultdict(list)
         meta_of: dict[str, Mapping[str, Any]] = {}
-        for v, m in zip(values, metas):
+        for v, m in zip(values, metas, strict=True):
             pm = _fairness_meta(m)
             tsa = str(pm.get("tsa") or m.get("prompt_id"))
             by_tsa[tsa].append(int(v["pred"]))
@@ -383,7 +383,7 @@ class FairnessScorer(Scorer):
             fd, kl = float(metric.compute()), float(metric.kl())
             rep = fairness_report(preds, k, self.estimator)
             acc = self.reference_accuracy(pm)
-            extra = {"shares": dict(zip(pm["categories"], rep["shares"])), "classifier_accuracy": acc}
+            extra = {"shares": dict(zip(pm["categories"], rep["shares"], strict=True)), "classifier_accuracy": acc}
             out[f"fd:{tsa}"] = {"value": fd, "n": rep["n"], "ci": _containing(rep["fd_ci"], fd), "plugin": rep["fd_plugin"],
                                 "lower_is_better": True, **extra}
             out[f"kl:{tsa}"] = {"value": kl, "n": rep["n"], "ci": _containing(rep["kl_ci"], kl), "plugin": rep["kl_plugin"],

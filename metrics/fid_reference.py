@@ -58,7 +58,7 @@ class FIDPerTSAScorer(FIDScorer):
     def check_available(self) -> None:
         if is_stats_file(self.reference):
             load_reference_stats(self.reference)
-            self.network  # raises NotAvailable when weights are missing
+            _ = self.network  # loading it raises NotAvailable when weights are missing
             return
         super().check_available()
 
@@ -95,7 +95,7 @@ class FIDPerTSAScorer(FIDScorer):
 
     def aggregate(self, values, metas):
         by_tsa: dict[str, list[np.ndarray]] = defaultdict(list)
-        for v, m in zip(values, metas):
+        for v, m in zip(values, metas, strict=True):
             pm: Mapping[str, Any] = m.get("prompt_meta") or {}
             by_tsa[str(pm.get("tsa") or m.get("prompt_id"))].append(np.asarray(v, dtype=np.float64))
         out: dict[str, dict[str, Any]] = {}

@@ -13,7 +13,7 @@ import io
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, cast
 
 import numpy as np
 from torch import nn
@@ -76,7 +76,8 @@ class ReferenceStats:
         hit = self.load(key)
         if hit is not None:
             return hit
-        d = int(getattr(network, "num_features"))  # feature networks carry it (see FrechetDistance)
+        # feature networks carry num_features (see FrechetDistance); nn.Module does not declare it
+        d = int(cast(Any, network).num_features)
         total, outer, n = np.zeros(d), np.zeros((d, d)), 0
         for i in range(0, len(images), batch_size):
             f = network_features(network, preprocess(images[i : i + batch_size]))

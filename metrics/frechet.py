@@ -178,7 +178,7 @@ class FIDScorer(Scorer):
     def check_available(self) -> None:
         if self.reference is None:
             raise NotAvailable("no reference set given (params.reference)")
-        self.network  # raises NotAvailable when weights are missing
+        _ = self.network  # loading it raises NotAvailable when weights are missing
 
     def network_name(self) -> str:
         return str(getattr(self.network, "name", type(self.network).__name__))

@@ -12,7 +12,6 @@ Each raises :class:`NotAvailable` with the reason when the shipped weights are m
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Mapping, Sequence, TypeVar
 
 import torch
@@ -26,13 +25,9 @@ from t2ibench.metrics.common import (
     tokenize_truncating,
     unwrap_features,
 )
-
-
-def _world(module: str):
-    try:
-        return importlib.import_module(f"t2ibench.world.{module}")
-    except ImportError as exc:
-        raise NotAvailable(f"tinyworld module t2ibench.world.{module} not importable: {exc}") from None
+from t2ibench.world import evaluator as world_evaluator
+from t2ibench.world import paths as world_paths
+from t2ibench.world import sets as world_sets
 
 
 def _strip(reason: str) -> str:
@@ -41,10 +36,9 @@ def _strip(reason: str) -> str:
 
 def load_tiny_clip() -> tuple[Any, Any]:
     """(CLIPModel float32, CLIPTokenizer) of the shipped tiny CLIP (``t2ibench.world.paths.clip_dir()``)."""
-    paths = _world("paths")
-    directory = paths.clip_dir()
+    directory = world_paths.clip_dir()
     if not (directory / "config.json").is_file():
-        raise NotAvailable(_strip(paths.missing_reason("clip", directory)))
+        raise NotAvailable(_strip(world_paths.missing_reason("clip", directory)))
     from transformers import CLIPModel, CLIPTokenizer
 
     model = CLIPModel.from_pretrained(str(directory), local_files_only=True, dtype=torch.float32)
@@ -124,10 +118,9 @@ def tiny_clip_image_features() -> ClipFeatureNet:
     return ClipFeatureNet(tiny_clip_backend())
 
 
-def _load_evaluator():
-    ev_mod = _world("evaluator")
+def _load_evaluator() -> world_evaluator.Evaluator:
     try:
-        return ev_mod, ev_mod.load_evaluator()
+        return world_evaluator.load_evaluator()
     except FileNotFoundError as exc:
         raise NotAvailable(_strip(str(exc))) from None
 
@@ -136,10 +129,10 @@ _Holder = TypeVar("_Holder", bound="_EvaluatorUser")
 
 
 class _EvaluatorUser:
-    """Holds tinyworld's loaded evaluator (and its module); ``to(device)`` moves the evaluator."""
+    """Holds tinyworld's loaded evaluator; ``to(device)`` moves it."""
 
     def __init__(self) -> None:
-        self.module, self.evaluator = _load_evaluator()
+        self.evaluator = _load_evaluator()
 
     def to(self: _Holder, device: str | torch.device) -> _Holder:
         self.evaluator.to(device)
@@ -154,9 +147,9 @@ class TinyEvaluatorClassifier(_EvaluatorUser):
 
     def predict(self, images, meta: Mapping[str, Any]) -> torch.Tensor:
         tsa = meta.get("tsa")
-        spec = self.module.TSAS.get(tsa)
+        spec = world_evaluator.TSAS.get(tsa) if isinstance(tsa, str) else None
         if spec is None:
-            raise ValueError(f"tinyworld evaluator has no tSA {tsa!r}; expected one of {sorted(self.module.TSAS)}")
+            raise ValueError(f"tinyworld evaluator has no tSA {tsa!r}; expected one of {sorted(world_evaluator.TSAS)}")
         if list(meta.get("categories", spec["names"])) != list(spec["names"]):
             raise ValueError(f"tSA {tsa!r}: categories {meta.get('categories')} differ from the evaluator's {spec['names']}")
         probs = self.evaluator.predict(list(images))["probs"][spec["key"]]
@@ -175,8 +168,8 @@ class TinyAlignmentJudge(_EvaluatorUser):
     def __call__(self, images, prompt_metas):
         preds = self.evaluator.unbatch(self.evaluator.predict(list(images)))
         out = []
-        for pm, p in zip(prompt_metas, preds):
-            r = self.module.check_prompt(pm.get("labels", {}), p)
+        for pm, p in zip(prompt_metas, preds, strict=True):
+            r = world_evaluator.check_prompt(pm.get("labels", {}), p)
             out.append({"correct": float(r["correct"]), "checks": {k: bool(v) for k, v in r["checks"].items()}})
         return out
 
@@ -193,7 +186,7 @@ def heldout_references(n: int = 500, family: str | None = None, face_dist: str =
     """Held-out tinyworld renders as PIL images (Fréchet-distance references)."""
     from PIL import Image
 
-    images, _, _ = _world("sets").heldout(int(n), family=family, face_dist=face_dist)
+    images, _, _ = world_sets.heldout(int(n), family=family, face_dist=face_dist)
     return [Image.fromarray(im) for im in images]
 
 
@@ -201,10 +194,9 @@ def tsa_references(tsa: str, categories: Sequence[str], n: int = 50) -> tuple[li
     """Labelled faces per tSA category (classifier accuracy): ``n`` per category, label = category index."""
     from PIL import Image
 
-    sets = _world("sets")
     images, labels = [], []
     for k in range(len(categories)):
-        ims, _, _ = sets.reference_set(tsa, k, int(n))
+        ims, _, _ = world_sets.reference_set(tsa, k, int(n))
         images += [Image.fromarray(im) for im in ims]
         labels += [k] * len(ims)
     return images, labels

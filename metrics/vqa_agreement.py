@@ -19,13 +19,17 @@ from t2ibench.metrics.common import bootstrap_ci
 
 
 def cohen_kappa(a: Sequence[bool] | np.ndarray, b: Sequence[bool] | np.ndarray) -> float:
-    """Cohen's kappa of two binary ratings of the same items (nan without items)."""
+    """Cohen's kappa of two binary ratings of the same items; NaN when undefined: without items, or
+    when p_e = 1 (both raters give every item one and the same rating: no disagreement to measure
+    beyond chance; ``sklearn.metrics.cohen_kappa_score`` gives NaN there too)."""
     x, y = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    if x.shape != y.shape:
+        raise ValueError(f"{x.size} ratings against {y.size}; expected two ratings of the same items")
     if x.size == 0:
         return float("nan")
     po = float(np.mean(x == y))
     pe = float(x.mean() * y.mean() + (1 - x.mean()) * (1 - y.mean()))
-    return 1.0 if pe == 1.0 else (po - pe) / (1 - pe)
+    return float("nan") if pe == 1.0 else (po - pe) / (1 - pe)
 
 
 def agreement_table(groups: Sequence[str], first: Sequence[bool], second: Sequence[bool], n_boot: int = 1000

@@ -70,7 +70,7 @@ def _per_image(values: list[Mapping[str, Any]], key: str):
     share: list[tuple[int, float]] = []
     for i, v in enumerate(values):
         cats: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-        for q, ok in zip(v["questions"], v[key]):
+        for q, ok in zip(v["questions"], v[key], strict=True):
             if ok is None:
                 continue
             cats[q["category"]][0] += float(ok)
@@ -138,7 +138,7 @@ class VQAAlignmentScorer(Scorer):
         return self._backend
 
     def check_available(self) -> None:
-        self.backend
+        _ = self.backend  # loading it raises NotAvailable with the reason
 
     def config(self) -> dict[str, Any]:
         return {"questions": QUESTIONS_VERSION, "backend": self.backend.name, **self.backend.conventions()}
@@ -160,10 +160,10 @@ class VQAAlignmentScorer(Scorer):
         sets = [_questions(prompt_of(m)) for m in metas]
         answers = self.backend.answer(list(images), [list(s.questions) for s in sets])
         out = []
-        for s, got in zip(sets, answers):
+        for s, got in zip(sets, answers, strict=True):
             if len(got) != len(s.questions):
                 raise ValueError(f"backend {self.backend.name!r} gave {len(got)} answers to {len(s.questions)} questions")
-            strict = [verdict(q, a) for q, a in zip(s.questions, got)]
+            strict = [verdict(q, a) for q, a in zip(s.questions, got, strict=True)]
             out.append({"questions": [q.to_json() for q in s.questions], "answers": list(got), "verdicts": strict,
                         "dependent": dependency_verdicts(s.questions, strict), "skipped": list(s.skipped)})
         return out

@@ -131,5 +131,5 @@ class RoutedBackend:
             return
         got = backend.answer(images, [[questions[b][k] for k in ks] for b, ks in enumerate(todo)])
         for b, ks in enumerate(todo):
-            for k, a in zip(ks, got[b]):
+            for k, a in zip(ks, got[b], strict=True):
                 out[b][k] = a

@@ -89,7 +89,7 @@ class _FreeFormVQA(_ModelHolder):
         raise NotImplementedError
 
     def answer(self, images: Sequence[Any], questions: Sequence[Sequence[Question]]) -> list[list[str | None]]:
-        pairs = [(im, q.text) for im, qs in zip(images, questions) for q in qs]
+        pairs = [(im, q.text) for im, qs in zip(images, questions, strict=True) for q in qs]
         got = iter(self.ask([p[0] for p in pairs], [p[1] for p in pairs])) if pairs else iter(())
         return [[next(got) for _ in qs] for qs in questions]
 
@@ -237,7 +237,7 @@ class ZeroShotDetector(_ModelHolder):
 
     def answer(self, images: Sequence[Any], questions: Sequence[Sequence[Question]]) -> list[list[str | None]]:
         out: list[list[str | None]] = []
-        for image, qs in zip(images, questions):
+        for image, qs in zip(images, questions, strict=True):
             targets = sorted({_phrase(t) for q in qs if q.kind in self.kinds for t in (q.subject, q.object) if t})
             if not targets:
                 out.append([None] * len(qs))
@@ -245,7 +245,8 @@ class ZeroShotDetector(_ModelHolder):
             scores, boxes = self.detect(image, targets)
             col = {p: j for j, p in enumerate(targets)}
 
-            def found(t: Target, threshold: float) -> list[int]:
+            def found(t: Target, threshold: float, scores=scores, boxes=boxes, col=col) -> list[int]:
+                # this image's detections, bound now (the function is only called for this image)
                 return select_detections(scores[:, col[_phrase(t)]], boxes, threshold, self.nms_threshold, self.max_objects)
 
             row: list[str | None] = []

@@ -21,6 +21,7 @@ from typing import Any, Mapping, Sequence
 
 from t2ibench.metrics.questions import Question, Target
 from t2ibench.metrics.tinyworld import _EvaluatorUser
+from t2ibench.world import evaluator as world_evaluator
 
 _DIRECTIONS = {"left": "to the left of", "right": "to the right of", "above": "above", "below": "below"}
 
@@ -72,8 +73,8 @@ class TinyworldAnswers(_EvaluatorUser):
         from t2ibench.world import render
 
         preds = self.evaluator.unbatch(self.evaluator.predict(list(images)))
-        relations = self.module._RELATIONS
-        return [[answer_from_prediction(q, p, relations, render) for q in qs] for qs, p in zip(questions, preds)]
+        relations = world_evaluator._RELATIONS
+        return [[answer_from_prediction(q, p, relations, render) for q in qs] for qs, p in zip(questions, preds, strict=True)]
 
 
 def tinyworld_answers() -> TinyworldAnswers:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from t2ibench.cliargs import trust_remote_code
 from t2ibench.errors import UserError
 
 
@@ -34,7 +35,7 @@ def _category(value: str) -> tuple[str, Path]:
 def add_commands(subparsers) -> None:
     p = subparsers.add_parser("itigen", help="ITI-GEN inclusive tokens")
     sub = p.add_subparsers(dest="itigen_command", required=True)
-    t = sub.add_parser("train", help="learn inclusive tokens for one tSA from reference image folders")
+    t = sub.add_parser("train", parents=[trust_remote_code()], help="learn inclusive tokens for one tSA from reference image folders")
     t.add_argument("--clip", required=True, help="local Hugging Face CLIPModel directory")
     t.add_argument("--tsa", required=True, help="tSA name (file name of the tokens), e.g. Smiling")
     t.add_argument("--category", action="append", type=_category, metavar="NAME=FOLDER",
@@ -58,7 +59,7 @@ def add_commands(subparsers) -> None:
     t.add_argument("--init", default="zeros", choices=["zeros", "random"])
     t.add_argument("--batching", default="reference", choices=["reference", "per-category"])
     t.set_defaults(func=run_train)
-    i = sub.add_parser("import", help="import the ITI-GEN/FairQueue authors' released .pth tokens or .pt prompt embeddings")
+    i = sub.add_parser("import", parents=[trust_remote_code()], help="import the ITI-GEN/FairQueue authors' released .pth tokens or .pt prompt embeddings")
     i.add_argument("file", type=Path, help="basis_perturbation_embed_<epoch>_<Attr>.pth or basis_final_embed_<epoch>.pt")
     i.add_argument("--tsa", required=True, help="tSA name as in the attributes prompt set, e.g. Smiling")
     i.add_argument("--out", required=True, type=Path, help="output folder (tokens_dir)")

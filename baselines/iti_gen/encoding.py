@@ -53,8 +53,8 @@ def encode_inclusive(
         if len(encs) != 1:
             raise UserError("iti-gen: imported prompt embeddings are for an SD 1.x pipeline (one text encoder); this pipeline has two")
         enc = next(iter(encs.values()))
-        rows = [tok.tokens["prompt_embeds"][k] for tok, k in zip(tokens, cats)]
-        lays = [token_layout(pipe.tokenizer, base, tok.n_tokens, LAYOUT_REFERENCE) for base, tok in zip(base_texts, tokens)]
+        rows = [tok.tokens["prompt_embeds"][k] for tok, k in zip(tokens, cats, strict=True)]
+        lays = [token_layout(pipe.tokenizer, base, tok.n_tokens, LAYOUT_REFERENCE) for base, tok in zip(base_texts, tokens, strict=True)]
         embeds = PromptEmbeds(torch.stack(rows).to(device=enc.device, dtype=enc.dtype))
         return InclusivePrompts(embeds, [lay.positions for lay in lays], [lay.feature_position for lay in lays], LAYOUT_REFERENCE)
     ids: dict[str, torch.Tensor] = {}
@@ -63,10 +63,10 @@ def encode_inclusive(
     after: list[int] = []
     for name, enc in encs.items():
         width = enc.get_input_embeddings().embedding_dim
-        lays = [token_layout(_tokenizer_for(pipe, name), base, tok.n_tokens, layout) for base, tok in zip(base_texts, tokens)]
+        lays = [token_layout(_tokenizer_for(pipe, name), base, tok.n_tokens, layout) for base, tok in zip(base_texts, tokens, strict=True)]
         ids[name] = torch.tensor([lay.input_ids for lay in lays])
         vectors[name] = [as_token_embeddings(tok.for_encoder(name, width)[k], lay.positions, enc, layout)
-                         for tok, k, lay in zip(tokens, cats, lays)]
+                         for tok, k, lay in zip(tokens, cats, lays, strict=True)]
         if not positions:
             positions = [lay.positions for lay in lays]
             after = [lay.feature_position for lay in lays]

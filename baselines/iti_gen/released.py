@@ -108,7 +108,7 @@ def reference_folders(root: str | Path, tsa: str, categories: Sequence[str]) -> 
     if len(names) != len(categories):
         raise UserError(f"reference folders for {tsa!r}: {len(names)} folders for {len(categories)} categories {list(categories)}")
     out = {}
-    for cat, name in zip(categories, names):
+    for cat, name in zip(categories, names, strict=True):
         folder = attr / name
         if not folder.is_dir():
             raise UserError(f"reference folders for {tsa!r}: {folder} not found; expected ITI-GEN's layout {attr}/{{{','.join(names)}}}")

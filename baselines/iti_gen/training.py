@@ -243,7 +243,7 @@ def train_iti_gen(
               "batch_size": batch_size, "max_images": max_images, "seed": seed, "layout": layout,
               "objective": objective, "init": init, "lr_milestones": list(lr_milestones), "lr_gamma": lr_gamma,
               "batching": batching,
-              "n_reference": {c: len(f) for c, f in zip(categories, feats)},
+              "n_reference": {c: len(f) for c, f in zip(categories, feats, strict=True)},
               "final_loss": history[-1] if history else None},
     )
     path = result.save(out_path) if out_path is not None else None

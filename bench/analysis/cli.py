@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..cliargs import trust_remote_code
+
 
 def _csv_ints(text: str) -> list[int]:
     from ..errors import UserError
@@ -330,7 +332,7 @@ def cmd_pid(args) -> int:
         summ = summarise(rows)
         pd.DataFrame(summ).to_csv(out / "pid_summary.csv", index=False)
         written += [out / "pid_rows.csv", out / "pid_summary.csv"]
-        for (image, est), seed in zip(figs, common["image_seeds"]):
+        for (image, est), seed in zip(figs, common["image_seeds"], strict=True):
             px = est.pixel
             panels = {
                 f"i({args.term1})": px.i1, f"i({args.term2})": px.i2, "i(both)": px.i12,
@@ -355,7 +357,7 @@ def add_commands(subparsers) -> None:
     sub = p.add_subparsers(dest="analysis", metavar="ANALYSIS")
     sub.required = True
 
-    m = sub.add_parser("maps", help="per-word cross-attention heatmaps (DAAM-style) of one prompt")
+    m = sub.add_parser("maps", parents=[trust_remote_code()], help="per-word cross-attention heatmaps (DAAM-style) of one prompt")
     _common(m)
     m.add_argument("--prompt", help="the prompt to map")
     m.add_argument("--world-check", type=int, default=0, metavar="N",
@@ -371,7 +373,7 @@ def add_commands(subparsers) -> None:
                    "or a JSON list of layer names (prefixes of the processor keys), e.g. '[\"up_blocks.1.attentions.0\"]'")
     m.set_defaults(func=cmd_maps)
 
-    s = sub.add_parser("switch", help="I2H / H2I prompt switching: grids, heatmaps, per-token statistics")
+    s = sub.add_parser("switch", parents=[trust_remote_code()], help="I2H / H2I prompt switching: grids, heatmaps, per-token statistics")
     _common(s)
     s.add_argument("--iti-gen", help="ITI-GEN tokens file (<tsa>.safetensors from `t2ibench itigen train`)")
     s.add_argument("--category", type=int, default=None,
@@ -391,7 +393,7 @@ def add_commands(subparsers) -> None:
     s.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     s.set_defaults(func=cmd_switch)
 
-    q = sub.add_parser("pid", help="DiffusionPID: redundancy, uniqueness, synergy of two prompt terms")
+    q = sub.add_parser("pid", parents=[trust_remote_code()], help="DiffusionPID: redundancy, uniqueness, synergy of two prompt terms")
     _common(q)
     q.add_argument("--prompt", required=True, help="the prompt (with --bias: the neutral subject prompt)")
     q.add_argument("--term1", help="first word/phrase of the prompt")

@@ -146,7 +146,7 @@ def group_distributions(
             ticklabels.append(p)
             x += 0.8
         bp = ax.boxplot(data, positions=pos, widths=0.7, patch_artist=True, showfliers=False)
-        for patch, c in zip(bp["boxes"], cols):
+        for patch, c in zip(bp["boxes"], cols, strict=True):
             patch.set_facecolor(c)
             patch.set_alpha(0.6)
         ax.set_xticks(ticks)

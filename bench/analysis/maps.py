@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import UserError
 from .stats import box_area_share, box_mass_share
@@ -116,13 +115,6 @@ def capture_maps(
         spans=word_token_spans(pipe.tokenizer, prompt), num_steps=steps,
         meta={"seed": seed, "steps": steps, "guidance": guidance, "height": height, "width": width},
     )
-
-
-def upsample(m: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """(h, w) or (T, h, w) bilinearly upsampled to ``size``."""
-    x = m[None] if m.ndim == 3 else m[None, None]
-    y = F.interpolate(x.float(), size=tuple(size), mode="bilinear", align_corners=False)
-    return y[0] if m.ndim == 3 else y[0, 0]
 
 
 def box_shares(

@@ -310,7 +310,7 @@ def summarise(rows: Sequence[Mapping[str, Any]], by: Sequence[str] = ("prompt", 
     out = []
     for key in mean.index:
         key_t = key if isinstance(key, tuple) else (key,)
-        row = dict(zip(by, key_t))
+        row = dict(zip(by, key_t, strict=True))
         row["n"] = int(n.loc[key])
         for c in cols:
             row[f"{c}_mean"] = float(mean.loc[key, c])

@@ -156,8 +156,6 @@ def mi_estimate(per_sample: torch.Tensor, map_sum: torch.Tensor, base: str, cond
 
 # -- the PID of two terms ----------------------------------------------------------------------
 
-PID_TERMS = ("redundancy", "unique1", "unique2", "synergy")
-
 
 @dataclass
 class PID:

@@ -31,13 +31,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-#: Column order of :func:`map_statistics`.
-STAT_NAMES: tuple[str, ...] = (
-    "mean", "max", "total", "share",
-    "cx", "cy", "var_x", "var_y", "cov_xy", "spread",
-    "skew_x", "skew_y", "kurt_x", "kurt_y", "entropy",
-)
-AMPLITUDE_STATS = ("mean", "max", "total", "share")
+#: The keys :func:`map_statistics` sets to NaN for a map with no mass (no centre, no spread).
 MOMENT_STATS = ("cx", "cy", "var_x", "var_y", "cov_xy", "spread", "skew_x", "skew_y", "kurt_x", "kurt_y", "entropy")
 
 

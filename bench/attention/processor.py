@@ -153,122 +153,156 @@ class ControlledAttnProcessor:
 
     def _controlled(self, attn, hidden_states, encoder_hidden_states, attention_mask, temb, active):
         residual = hidden_states
-        if attn.spatial_norm is not None:
-            hidden_states = attn.spatial_norm(hidden_states, temb)
-        input_ndim = hidden_states.ndim
-        if input_ndim == 4:
-            batch_size, channel, height, width = hidden_states.shape
-            hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
+        hidden_states, spatial = _as_tokens(attn, hidden_states, temb)
         batch, n_query, _ = hidden_states.shape
-        if attn.group_norm is not None:
-            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
-
         query = attn.to_q(hidden_states)
         context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
         if encoder_hidden_states is not None and attn.norm_cross:
             context = attn.norm_encoder_hidden_states(context)
-        key = attn.to_k(context)
-        value = attn.to_v(context)
-        n_key = context.shape[1]
+        key, value = attn.to_k(context), attn.to_v(context)
         heads = attn.heads
         head_dim = key.shape[-1] // heads
-
         cond = self.controller.cond_rows(batch)
+        state = self.controller.state
         call = LayerCall(
-            layer=self.layer, step=self.controller.state.step, num_steps=self.controller.state.num_steps,
-            batch=batch, cond=cond, heads=heads, n_query=n_query, n_key=n_key,
-            latent_hw=self.controller.state.latent_hw, encoder_hidden_states=encoder_hidden_states,
-            device=query.device,
+            layer=self.layer, step=state.step, num_steps=state.num_steps, batch=batch, cond=cond, heads=heads,
+            n_query=n_query, n_key=context.shape[1], latent_hw=state.latent_hw,
+            encoder_hidden_states=encoder_hidden_states, device=query.device,
         )
-        for control in active:
-            states = control.value_states(call)
-            if states is not None:
-                if attn.norm_cross:
-                    states = attn.norm_encoder_hidden_states(states)
-                value = value.clone()
-                value[cond] = attn.to_v(states.to(device=value.device, dtype=value.dtype))
-                break
-
-        def split(x: torch.Tensor) -> torch.Tensor:
-            return x.view(batch, -1, heads, head_dim).transpose(1, 2)
-
-        query, key, value = split(query), split(key), split(value)
+        value = _with_control_values(attn, active, call, value)
+        query, key, value = (split_rows(x, heads, head_dim) for x in (query, key, value))
         if attn.norm_q is not None:
             query = attn.norm_q(query)
         if attn.norm_k is not None:
             key = attn.norm_k(key)
-
-        scale = float(attn.scale)
-        for control in active:
-            scale *= float(control.scale_multiplier(call))
-        bias = None
-        for control in active:
-            b = control.logit_bias(call)
-            if b is not None:
-                b = b.to(device=query.device, dtype=torch.float32)
-                bias = b if bias is None else bias + b
+        scale, bias = _scale_and_bias(attn, active, call)
         if attention_mask is not None:
-            attention_mask = attn.prepare_attention_mask(attention_mask, n_key, batch)
+            attention_mask = attn.prepare_attention_mask(attention_mask, call.n_key, batch)
             attention_mask = attention_mask.view(batch, heads, -1, attention_mask.shape[-1])
-
         prob_controls = [c for c in active if c.needs_probs]
-        if not prob_controls:
-            mask = attention_mask
-            if bias is not None:
-                full = torch.zeros((batch, *bias.shape[1:]), dtype=query.dtype, device=query.device)
-                full[cond] = bias.to(query.dtype)
-                mask = full if mask is None else mask + full
-            out = F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=0.0, is_causal=False, scale=scale)
+        if prob_controls:
+            out = _eager_attention(attn, prob_controls, call, query, key, value, context.dtype, attention_mask, scale, bias)
         else:
-            out = query.new_empty((batch, heads, n_query, value.shape[-1]))
-            # the other rows as slices (no boolean indexing: that would sync with the host)
-            for other in _complement(cond, batch):
-                m = None if attention_mask is None else attention_mask[other]
-                out[other] = F.scaled_dot_product_attention(query[other], key[other], value[other], attn_mask=m, scale=scale)
-            # eager rows in float32 (softmax of fp16 logits loses the small probabilities)
-            key_control = next((c for c in prob_controls if c.key_states(call) is not None), None)
-            key_sets = None if key_control is None else key_control.key_states(call)
-            set_w = None if key_control is None else key_control.key_weights(call)
-            if key_sets is None:
-                keys = [key[cond]]
-            else:
-                keys = []
-                for states in key_sets:
-                    states = states.to(device=key.device, dtype=context.dtype)
-                    if attn.norm_cross:
-                        states = attn.norm_encoder_hidden_states(states)
-                    k = split_rows(attn.to_k(states), heads, head_dim)
-                    keys.append(attn.norm_k(k) if attn.norm_k is not None else k)
-            probs = None
-            for i, k in enumerate(keys):
-                logits = torch.matmul(query[cond], k.transpose(-1, -2)).float() * scale
-                if bias is not None:
-                    logits = logits + bias
-                if attention_mask is not None:
-                    logits = logits + attention_mask[cond].float()
-                for control in prob_controls:
-                    logits = control.edit_logits(call, logits)
-                p = logits.softmax(dim=-1)
-                if set_w is not None:
-                    p = p * set_w[i].to(device=p.device, dtype=p.dtype)[:, None, None, None]
-                probs = p if probs is None else probs + p
-            if probs is None:
-                raise ValueError(f"{type(key_control).__name__}.key_states gave no key states")
-            probs = probs / (len(keys) if set_w is None else set_w.sum(0).to(device=probs.device, dtype=probs.dtype)[:, None, None, None])
-            for control in prob_controls:
-                probs = control.edit_probs(call, probs)
-            for control in prob_controls:
-                control.observe(call, probs)
-            out[cond] = torch.matmul(probs.to(value.dtype), value[cond])
-
+            out = _sdpa_with_bias(query, key, value, cond, attention_mask, scale, bias)
         hidden_states = out.transpose(1, 2).reshape(batch, -1, heads * head_dim).to(query.dtype)
-        hidden_states = attn.to_out[0](hidden_states)
-        hidden_states = attn.to_out[1](hidden_states)
-        if input_ndim == 4:
-            hidden_states = hidden_states.transpose(-1, -2).reshape(batch_size, channel, height, width)
+        hidden_states = attn.to_out[1](attn.to_out[0](hidden_states))
+        if spatial is not None:
+            hidden_states = hidden_states.transpose(-1, -2).reshape(batch, *spatial)
         if attn.residual_connection:
             hidden_states = hidden_states + residual
         return hidden_states / attn.rescale_output_factor
+
+
+def _as_tokens(attn: Any, hidden_states: torch.Tensor, temb: torch.Tensor | None,
+               ) -> tuple[torch.Tensor, tuple[int, int, int] | None]:
+    """The layer's input as (B, N, C) tokens after its spatial and group norms, and (C, H, W) when
+    it came as a feature map (to fold the output back)."""
+    if attn.spatial_norm is not None:
+        hidden_states = attn.spatial_norm(hidden_states, temb)
+    spatial = None
+    if hidden_states.ndim == 4:
+        batch, channel, height, width = hidden_states.shape
+        spatial = (channel, height, width)
+        hidden_states = hidden_states.view(batch, channel, height * width).transpose(1, 2)
+    if attn.group_norm is not None:
+        hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+    return hidden_states, spatial
+
+
+def _with_control_values(attn: Any, active: Sequence[AttentionControl], call: LayerCall, value: torch.Tensor) -> torch.Tensor:
+    """``value`` (B, T, D) with the conditional rows computed from the first active control's
+    ``value_states``, if any gives them."""
+    for control in active:
+        states = control.value_states(call)
+        if states is not None:
+            if attn.norm_cross:
+                states = attn.norm_encoder_hidden_states(states)
+            value = value.clone()
+            value[call.cond] = attn.to_v(states.to(device=value.device, dtype=value.dtype))
+            return value
+    return value
+
+
+def _scale_and_bias(attn: Any, active: Sequence[AttentionControl], call: LayerCall) -> tuple[float, torch.Tensor | None]:
+    """The softmax scale (``attn.scale`` times every control's multiplier) and the summed float32
+    logit bias of the conditional rows (None: no control adds one)."""
+    scale = float(attn.scale)
+    for control in active:
+        scale *= float(control.scale_multiplier(call))
+    bias = None
+    for control in active:
+        b = control.logit_bias(call)
+        if b is not None:
+            b = b.to(device=call.device, dtype=torch.float32)
+            bias = b if bias is None else bias + b
+    return scale, bias
+
+
+def _sdpa_with_bias(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, cond: slice,
+                    attention_mask: torch.Tensor | None, scale: float, bias: torch.Tensor | None) -> torch.Tensor:
+    """One SDPA call over the whole batch; the conditional rows' bias joins the mask as floats."""
+    mask = attention_mask
+    if bias is not None:
+        full = torch.zeros((query.shape[0], *bias.shape[1:]), dtype=query.dtype, device=query.device)
+        full[cond] = bias.to(query.dtype)
+        mask = full if mask is None else mask + full
+    return F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=0.0, is_causal=False, scale=scale)
+
+
+def _control_keys(attn: Any, prob_controls: Sequence[AttentionControl], call: LayerCall, key: torch.Tensor,
+                  context_dtype: torch.dtype) -> tuple[list[torch.Tensor], torch.Tensor | None, AttentionControl | None]:
+    """The conditional rows' key sets (B_cond, H, T, d): the layer's own keys, or those of the
+    first control that gives ``key_states``; with that control's set weights and the control."""
+    key_control = next((c for c in prob_controls if c.key_states(call) is not None), None)
+    key_sets = None if key_control is None else key_control.key_states(call)
+    if key_control is None or key_sets is None:
+        return [key[call.cond]], None, None
+    heads, head_dim = key.shape[1], key.shape[-1]
+    keys = []
+    for states in key_sets:
+        states = states.to(device=key.device, dtype=context_dtype)
+        if attn.norm_cross:
+            states = attn.norm_encoder_hidden_states(states)
+        k = split_rows(attn.to_k(states), heads, head_dim)
+        keys.append(attn.norm_k(k) if attn.norm_k is not None else k)
+    return keys, key_control.key_weights(call), key_control
+
+
+def _eager_attention(attn: Any, prob_controls: Sequence[AttentionControl], call: LayerCall, query: torch.Tensor,
+                     key: torch.Tensor, value: torch.Tensor, context_dtype: torch.dtype,
+                     attention_mask: torch.Tensor | None, scale: float, bias: torch.Tensor | None) -> torch.Tensor:
+    """Attention output (B, H, N, d): the unconditional rows through SDPA, the conditional rows
+    eagerly in float32 (softmax of fp16 logits loses the small probabilities) so that the
+    controls can edit logits and probabilities and observe them."""
+    cond = call.cond
+    out = query.new_empty((call.batch, call.heads, call.n_query, value.shape[-1]))
+    # the other rows as slices (no boolean indexing: that would sync with the host)
+    for other in _complement(cond, call.batch):
+        m = None if attention_mask is None else attention_mask[other]
+        out[other] = F.scaled_dot_product_attention(query[other], key[other], value[other], attn_mask=m, scale=scale)
+    keys, set_w, key_control = _control_keys(attn, prob_controls, call, key, context_dtype)
+    probs = None
+    for i, k in enumerate(keys):
+        logits = torch.matmul(query[cond], k.transpose(-1, -2)).float() * scale
+        if bias is not None:
+            logits = logits + bias
+        if attention_mask is not None:
+            logits = logits + attention_mask[cond].float()
+        for control in prob_controls:
+            logits = control.edit_logits(call, logits)
+        p = logits.softmax(dim=-1)
+        if set_w is not None:
+            p = p * set_w[i].to(device=p.device, dtype=p.dtype)[:, None, None, None]
+        probs = p if probs is None else probs + p
+    if probs is None:
+        raise ValueError(f"{type(key_control).__name__}.key_states gave no key states")
+    probs = probs / (len(keys) if set_w is None else set_w.sum(0).to(device=probs.device, dtype=probs.dtype)[:, None, None, None])
+    for control in prob_controls:
+        probs = control.edit_probs(call, probs)
+    for control in prob_controls:
+        control.observe(call, probs)
+    out[cond] = torch.matmul(probs.to(value.dtype), value[cond])
+    return out
 
 
 def _complement(rows: slice, batch: int) -> list[slice]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..cliargs import trust_remote_code
+
 
 def cmd_report(args) -> int:
     from .html import write_report
@@ -17,7 +19,7 @@ def cmd_report(args) -> int:
 
 
 def add_commands(subparsers) -> None:
-    p = subparsers.add_parser("report", help="one self-contained HTML page for a run (results, plots, samples, analyses)")
+    p = subparsers.add_parser("report", parents=[trust_remote_code()], help="one self-contained HTML page for a run (results, plots, samples, analyses)")
     p.add_argument("run", help="run directory")
     p.add_argument("-o", "--output", help="HTML file (default: RUN/results/report.html)")
     p.add_argument("--analysis", action="append", help="a folder of analysis figures to link (repeatable; RUN/analysis is always searched)")

@@ -35,9 +35,10 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar, cast
 from ..errors import UserError
 from ..fileio import write_output_text
 from ..log import get_logger
-from ..results import table as T
+from ..results import layout as L
 from ..results.schema import Aggregates, has_value
 from ..results.scoring import load_aggregates
+from ..results.table import entries_of, suite_variants
 from ..store import RunDir
 from .plots import fd_plot, guidance_sweeps, quality_alignment_plot  # noqa: F401  (guidance_sweeps: public here too)
 
@@ -111,12 +112,12 @@ def _html_table(head: list[str], rows: list[list[str]], classes: list[list[str]]
     body = []
     for i, r in enumerate(rows):
         cls = classes[i] if classes else ["num"] * (len(r) - 1)
-        tds = "".join(f'<td class="{c}">{_esc(x)}</td>' for x, c in zip(r[1:], cls))
+        tds = "".join(f'<td class="{c}">{_esc(x)}</td>' for x, c in zip(r[1:], cls, strict=True))
         body.append(f"<tr><th>{_esc(r[0])}</th>{tds}</tr>")
     return f"<div class=\"scroll\"><table><tr>{ths}</tr>{''.join(body)}</table></div>"
 
 
-def _detail_table(g: T.PromptSetTable, block: T.TableBlock) -> str:
+def _detail_table(g: L.PromptSetTable, block: L.TableBlock) -> str:
     best: dict[str, str] = {}
     for c in block.columns:
         with_value = [g.cells[(m, c)] for m in block.methods if (m, c) in g.cells and has_value(g.cells[(m, c)])]
@@ -125,7 +126,7 @@ def _detail_table(g: T.PromptSetTable, block: T.TableBlock) -> str:
             best[c] = (min if lower else max)(with_value, key=lambda e: cast(float, e["value"]))["method"]
     rows, classes = [], []
     for m in block.methods:
-        cells = [T.cell(g.cells.get((m, c)), n=True) for c in block.columns]
+        cells = [L.cell(g.cells.get((m, c)), n=True) for c in block.columns]
         if any(cells):
             rows.append([m] + cells)
             classes.append(["na" if not x or x.startswith("not available") else
@@ -135,8 +136,8 @@ def _detail_table(g: T.PromptSetTable, block: T.TableBlock) -> str:
     return title + _html_table(heads, rows, classes)
 
 
-def _headline_table(g: T.PromptSetTable, block: T.TableBlock, reference: str | None) -> str:
-    rows = [[g.method_label(m)] + [T.headline_cell(g.cells.get((m, c)), reference, m) for c in block.columns]
+def _headline_table(g: L.PromptSetTable, block: L.TableBlock, reference: str | None) -> str:
+    rows = [[g.method_label(m)] + [L.headline_cell(g.cells.get((m, c)), reference, m) for c in block.columns]
             for m in block.methods]
     ref_txt = f"Δ against {_esc(reference)}" if reference in g.methods else "no reference method"
     return (f"<p class='meta'>Headline ({ref_txt}): value (Δ ✓ better / ✗ worse, 95 % paired interval excludes 0)</p>"
@@ -150,15 +151,15 @@ def results_table(agg: Aggregates | None, variants: Mapping[str, str] | None = N
     if not agg:
         return '<p class="note">No aggregates: run <code>t2ibench score RUN</code> to fill the results table.</p>'
     unavailable = {k: v for k, v in agg["metrics"].items() if v.get("available") is False}
-    entries = T.entries_of(agg)
+    entries = entries_of(agg)
     if not entries and not unavailable:
         return '<p class="note">The aggregates file has no rows.</p>'
     reference = agg["reference"]
     parts = []
-    for (_, pset), g in sorted(T.prompt_set_tables(entries).items()):
+    for (_, pset), g in sorted(L.prompt_set_tables(entries).items()):
         parts.append(f"<h3>prompt set: {_esc(pset)}</h3>")
         ablation_titled = False
-        for block in T.section_blocks(g, reference, variants or {}):
+        for block in L.section_blocks(g, reference, variants or {}):
             if block.kind == "headline":
                 parts.append(_headline_table(g, block, reference))
                 continue
@@ -315,7 +316,7 @@ def render_report(
     dirs = [run / "analysis", *[Path(d) for d in analysis_dirs]]
     body = (
         header
-        + "<h2>Results</h2>" + results_table(agg, T.suite_variants(suite) if suite else {})
+        + "<h2>Results</h2>" + results_table(agg, suite_variants(suite) if suite else {})
         + "<h2>Plots</h2>" + plots_html
         + "<h2>Samples</h2><p class='meta'>Each row: one prompt and image index, so the same seed across methods.</p>"
         + sample_grids(records, max_prompts, max_images, [m.label for m in suite.methods] if suite else [])

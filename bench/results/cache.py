@@ -70,7 +70,7 @@ class ScoreCache:
                         if str(z["digest"]) != self._digest_array(keys, arr):
                             rejected += 1
                             continue
-                        out.update(zip(keys, arr))
+                        out.update(zip(keys, arr, strict=True))
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # a part being written by another process appears only after its rename
         if rejected:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..cliargs import trust_remote_code
 from ..log import get_logger
 
 log = get_logger(__name__)
@@ -75,7 +76,7 @@ def cmd_check(args) -> int:
 
 
 def add_commands(subparsers) -> None:
-    p = subparsers.add_parser("score", help="score a run directory incrementally (cached per image)")
+    p = subparsers.add_parser("score", parents=[trust_remote_code()], help="score a run directory incrementally (cached per image)")
     p.add_argument("run", help="run directory")
     p.add_argument("--metrics", type=_csv, help="only these metrics (labels or names), comma-separated")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -84,7 +85,7 @@ def add_commands(subparsers) -> None:
                                     "values and their cache do not depend on it")
     p.set_defaults(func=cmd_score)
 
-    p = subparsers.add_parser("table", help="method x metric tables of one or more scored runs")
+    p = subparsers.add_parser("table", parents=[trust_remote_code()], help="method x metric tables of one or more scored runs")
     p.add_argument("runs", nargs="+", help="run directories (scored)")
     p.add_argument("-o", "--output", help="write to this file (e.g. leaderboard.md); default stdout")
     p.add_argument("--format", default="md", choices=["md", "csv", "json"], help="md (default), csv, or json (the reference format of check)")
@@ -94,7 +95,7 @@ def add_commands(subparsers) -> None:
                    help="md: include this hand-written markdown (what the numbers say) before the tables")
     p.set_defaults(func=cmd_table)
 
-    p = subparsers.add_parser("check", help="exit 1 if a scored run got worse than a reference table beyond tolerance")
+    p = subparsers.add_parser("check", parents=[trust_remote_code()], help="exit 1 if a scored run got worse than a reference table beyond tolerance")
     p.add_argument("run", help="run directory (scored)")
     p.add_argument("--against", required=True, help="reference JSON written by `t2ibench table --format json`")
     p.add_argument("--tolerance", help="tolerance file (JSON/YAML; see t2ibench.results.check)")

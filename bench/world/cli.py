@@ -10,6 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ..cliargs import trust_remote_code
+
 
 def _render(args: argparse.Namespace) -> int:
     from ..errors import UserError
@@ -73,7 +75,7 @@ def add_commands(subparsers) -> None:
     world = subparsers.add_parser("world", help="tinyworld: render scenes, train and evaluate the tiny models")
     sub = world.add_subparsers(dest="world_command", required=True)
 
-    r = sub.add_parser("render", help="render scenes (PNG) with captions and labels (labels.jsonl)")
+    r = sub.add_parser("render", parents=[trust_remote_code()], help="render scenes (PNG) with captions and labels (labels.jsonl)")
     r.add_argument("--out", required=True, help="output folder")
     r.add_argument("--n", type=int, default=16, help="number of renders")
     r.add_argument("--seed", type=int, default=0, help="first seed (render i uses seed + i)")
@@ -82,7 +84,7 @@ def add_commands(subparsers) -> None:
                    help="face attribute distribution (biased = the training distribution)")
     r.set_defaults(func=_render)
 
-    t = sub.add_parser("train", help="train one stage (resumable: rerun continues from the checkpoint)")
+    t = sub.add_parser("train", parents=[trust_remote_code()], help="train one stage (resumable: rerun continues from the checkpoint)")
     t.add_argument("--stage", required=True, help="tokenizer | clip | vae | unet | evaluator")
     t.add_argument("--work", default="tw_train", help="work folder for checkpoints and logs (default ./tw_train)")
     t.add_argument("--out", default=None, help="weights folder (default: the package's t2ibench/world/weights)")
@@ -113,7 +115,7 @@ def add_commands(subparsers) -> None:
     t.add_argument("--size", default="base", choices=["base", "tiny"], help="tiny: test-sized models")
     t.set_defaults(func=_train)
 
-    e = sub.add_parser("eval", help="measure the held-out figures and write them into the model cards")
+    e = sub.add_parser("eval", parents=[trust_remote_code()], help="measure the held-out figures and write them into the model cards")
     e.add_argument("--weights", default=None, help="weights folder (default: the package's)")
     e.add_argument("--parts", default=None, help="comma list of evaluator,clip,vae,text,binding,pipeline,itigen (default all)")
     e.add_argument("--quick", action="store_true", help="small samples (smoke check, not the reported figures)")

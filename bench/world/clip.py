@@ -1,9 +1,9 @@
 """The tiny CLIP: ``load_clip()`` -> (transformers CLIPModel in float32, eval mode; CLIPTokenizer).
 
 Stored in float16 on disk (clip/), loaded as float32. Images: float (N, 3, 64, 64) in [0, 1]
-normalised with ``t2ibench.world.data.clip_normalize`` (OpenAI CLIP mean/std), or through the
-shipped ``CLIPImageProcessor`` (``load_clip_processor()``). Embedding width 64; logit scale is
-the model's (``model.logit_scale.exp()``).
+normalised with ``t2ibench.world.data.clip_normalize`` (OpenAI CLIP mean/std); the folder also
+ships a ``preprocessor_config.json`` for ``transformers.CLIPProcessor``. Embedding width 64; logit
+scale is the model's (``model.logit_scale.exp()``).
 """
 
 from __future__ import annotations
@@ -24,10 +24,3 @@ def load_clip(directory: str | Path | None = None, device: str = "cpu"):
     tok = CLIPTokenizer.from_pretrained(str(directory))
     return model, tok
 
-
-def load_clip_processor(directory: str | Path | None = None):
-    from transformers import CLIPProcessor
-
-    from .paths import clip_dir
-
-    return CLIPProcessor.from_pretrained(str(Path(directory) if directory else clip_dir()))

@@ -32,6 +32,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from t2ibench.metrics.fairness import fairness_discrepancy
+
 from ..fileio import atomic_write_text
 from ..log import get_logger
 from . import data as D
@@ -150,35 +152,31 @@ def eval_binding(out: Path, steps: int = 25, guidance: float = 5.0, n_prompts: i
     present (shape ignored), by the evaluator."""
     from .prompts import alignment_prompts
 
-    pipe = load_pipeline(out / "pipeline")
+    pipe = _load_pipeline(out / "pipeline")
     ev = load_evaluator(out / "evaluator")
     items = alignment_prompts(categories=("binding",), per_category=n_prompts, sample_seed=seed)
     prompts = [text for _, text, _ in items for _ in range(images_per_prompt)]
     labels = [meta["labels"] for _, _, meta in items for _ in range(images_per_prompt)]
     seeds = [800_000 + i for i in range(len(prompts))]
-    preds = ev.unbatch(ev.predict(generate(pipe, prompts, seeds, steps, guidance)))
-    checks = [check_prompt(lab, p)["checks"] for lab, p in zip(labels, preds)]
+    preds = ev.unbatch(ev.predict(sample_images(pipe, prompts, seeds, steps, guidance)))
+    checks = [check_prompt(lab, p)["checks"] for lab, p in zip(labels, preds, strict=True)]
     return {"steps": steps, "guidance": guidance, "n_prompts": len(items), "n_images": len(prompts),
             "binding_accuracy": float(np.mean([c.get("objects", False) for c in checks])),
             "both_colors_present": float(np.mean([c.get("colors", False) for c in checks]))}
 
 
-def fd(pred_idx: np.ndarray, k: int) -> float:
-    p = np.bincount(pred_idx, minlength=k) / max(len(pred_idx), 1)
-    return float(np.linalg.norm(p - 1.0 / k))
+def _load_pipeline(directory: Path):
+    """The pipeline folder under evaluation, in float32 on the CPU (where ``world eval`` runs)."""
+    from ..models import load_pipeline
 
-
-def load_pipeline(directory: Path):
-    from diffusers import StableDiffusionPipeline
-
-    pipe = StableDiffusionPipeline.from_pretrained(str(directory), safety_checker=None, requires_safety_checker=False)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return load_pipeline(str(directory), device="cpu", precision="fp32")
 
 
 @torch.inference_mode()
-def generate(pipe, prompts: list[str], seeds: list[int], steps: int, guidance: float, batch: int = 32) -> torch.Tensor:
-    """float (N, 3, 64, 64) in [0, 1]; one CPU generator per image seeded with its seed."""
+def sample_images(pipe, prompts: list[str], seeds: list[int], steps: int, guidance: float, batch: int = 32) -> torch.Tensor:
+    """The pipeline's images as one float tensor (N, 3, 64, 64) in [0, 1], kept in memory (unlike
+    ``t2ibench.runner.generate``, which writes a run directory); one CPU generator per image
+    seeded with its seed."""
     outs = []
     for i in range(0, len(prompts), batch):
         gens = [torch.Generator("cpu").manual_seed(int(s)) for s in seeds[i : i + batch]]
@@ -193,24 +191,24 @@ def eval_pipeline(out: Path, steps: int = 25, guidance: float = 5.0, per_categor
     from .prompts import alignment_prompts, headshot_attribute_prompts
     from .sets import balanced_faces
 
-    pipe = load_pipeline(out / "pipeline")
+    pipe = _load_pipeline(out / "pipeline")
     ev = load_evaluator(out / "evaluator")
     res: dict[str, Any] = {"steps": steps, "guidance": guidance, "scheduler": type(pipe.scheduler).__name__}
     t0 = time.time()
     # alignment categories
     items = alignment_prompts(per_category=per_category, sample_seed=seed)
     prompts, labels, cats, seeds = [], [], [], []
-    for j, (pid, text, meta) in enumerate(items):
+    for j, (_, text, meta) in enumerate(items):
         for k in range(images_per_prompt):
             prompts.append(text)
             labels.append(meta["labels"])
             cats.append(meta["category"])
             seeds.append(1000 * j + k)
-    imgs = generate(pipe, prompts, seeds, steps, guidance)
+    imgs = sample_images(pipe, prompts, seeds, steps, guidance)
     preds = ev.unbatch(ev.predict(imgs))
-    checks = [check_prompt(lab, p) for lab, p in zip(labels, preds)]
+    checks = [check_prompt(lab, p) for lab, p in zip(labels, preds, strict=True)]
     per_cat: dict[str, list[bool]] = {}
-    for c, ch in zip(cats, checks):
+    for c, ch in zip(cats, checks, strict=True):
         per_cat.setdefault(c, []).append(ch["correct"])
     res["alignment_accuracy"] = {c: float(np.mean(v)) for c, v in per_cat.items()}
     res["single_object_shape_and_color"] = res["alignment_accuracy"].get("color")
@@ -220,11 +218,11 @@ def eval_pipeline(out: Path, steps: int = 25, guidance: float = 5.0, per_categor
             rates.setdefault(name, []).append(bool(ok))
     res["check_rates"] = {k: float(np.mean(v)) for k, v in sorted(rates.items())}
     res["single_object_color_right"] = float(np.mean([ch["checks"].get("colors", False)
-                                                      for c, ch in zip(cats, checks) if c == "color"]))
-    two = [(c, ch) for c, ch in zip(cats, checks) if c in ("binding", "location")]
+                                                      for c, ch in zip(cats, checks, strict=True) if c == "color"]))
+    two = [(c, ch) for c, ch in zip(cats, checks, strict=True) if c in ("binding", "location")]
     res["binding_error_rate"] = float(np.mean([not ch["checks"].get("objects", False) for c, ch in two if c == "binding"]))
     res["relation_error_rate"] = float(np.mean([not ch["checks"].get("relation", False) for c, ch in two if c == "location"]))
-    cnt = [ch for c, ch in zip(cats, checks) if c == "count"]
+    cnt = [ch for c, ch in zip(cats, checks, strict=True) if c == "count"]
     res["count_error_rate"] = float(np.mean([not ch["checks"].get("count", False) for ch in cnt]))
     res["n_alignment_images"] = len(prompts)
     # attribute-naming headshot prompts
@@ -233,15 +231,15 @@ def eval_pipeline(out: Path, steps: int = 25, guidance: float = 5.0, per_categor
     prompts = [t for t, _ in hp for _ in range(n_h)]
     hl = [lab for _, lab in hp for _ in range(n_h)]
     seeds = [500_000 + i for i in range(len(prompts))]
-    imgs = generate(pipe, prompts, seeds, steps, guidance)
+    imgs = sample_images(pipe, prompts, seeds, steps, guidance)
     preds = ev.unbatch(ev.predict(imgs))
     per_tsa: dict[str, list[bool]] = {}
-    for lab, p in zip(hl, preds):
+    for lab, p in zip(hl, preds, strict=True):
         per_tsa.setdefault(lab["tsa"], []).append(check_prompt({k: v for k, v in lab.items() if k != "tsa"}, p)["correct"])
     res["headshot_attribute_accuracy"] = {k: float(np.mean(v)) for k, v in per_tsa.items()}
     res["headshot_attribute_accuracy_all"] = float(np.mean([x for v in per_tsa.values() for x in v]))
     # neutral prompt: bias
-    imgs = generate(pipe, ["a headshot of a person"] * n_neutral, [900_000 + i for i in range(n_neutral)], steps, guidance)
+    imgs = sample_images(pipe, ["a headshot of a person"] * n_neutral, [900_000 + i for i in range(n_neutral)], steps, guidance)
     pred = ev.predict(imgs)
     res["neutral_face_share"] = float(np.mean([f == "face" for f in pred["family"]]))
     neutral = {}
@@ -253,9 +251,9 @@ def eval_pipeline(out: Path, steps: int = 25, guidance: float = 5.0, per_categor
         b_idx = np.array([spec["values"].index(v) for v in b_pred[spec["key"]]])
         p_train = np.array([FACE_BIAS[spec["key"]][v] for v in spec["values"]])
         neutral[tsa] = {
-            "fd_neutral_prompt": fd(idx, k),
+            "fd_neutral_prompt": fairness_discrepancy(idx.tolist(), k),
             "distribution_neutral_prompt": (np.bincount(idx, minlength=k) / len(idx)).round(4).tolist(),
-            "fd_balanced_renders": fd(b_idx, k),
+            "fd_balanced_renders": fairness_discrepancy(b_idx.tolist(), k),
             "fd_training_distribution": float(np.linalg.norm(p_train - 1.0 / k)),
             "categories": list(spec["names"]),
         }
@@ -277,7 +275,7 @@ def eval_itigen(out: Path, steps: int = 25, guidance: float = 5.0, per_category:
 
     from .render import NEUTRAL_FACE
 
-    pipe = load_pipeline(out / "pipeline")
+    pipe = _load_pipeline(out / "pipeline")
     ev = load_evaluator(out / "evaluator")
     res: dict[str, Any] = {"steps": steps, "guidance": guidance, "per_category": per_category, "tsas": {}}
     for tsa, spec in TSAS.items():
@@ -297,7 +295,7 @@ def eval_itigen(out: Path, steps: int = 25, guidance: float = 5.0, per_category:
         idx = np.array([spec["values"].index(v) for v in pred[spec["key"]]])
         res["tsas"][tsa] = {
             "category_hit_rate": float(np.mean(idx == np.array(cats))),
-            "fd_iti_gen": fd(idx, k),
+            "fd_iti_gen": fairness_discrepancy(idx.tolist(), k),
             "distribution": (np.bincount(idx, minlength=k) / n).round(4).tolist(),
             "categories": list(spec["names"]),
             "n_images": n,

@@ -31,7 +31,7 @@ prediction. Checks (present only when the prompt asserts them):
 ``background``; ``relation`` (some matching pair satisfies the grid relation);
 ``skin``/``hair``/``eyeglasses``/``smiling``. ``correct`` = all checks pass.
 
-``tsa_predictions(pred, tsa)`` gives category indices for a fairness tSA (``TSAS``).
+``TSAS`` names, for each fairness tSA, the prediction key and its categories.
 The evaluator is trained on renders (attributes uniform, with blur/noise/colour-jitter
 augmentation); its held-out accuracy per attribute is in its model card.
 """
@@ -252,12 +252,6 @@ class Evaluator:
         keys = [k for k in pred if k != "probs"]
         return [{k: pred[k][i] for k in keys} | {"probs": {k: v[i] for k, v in pred["probs"].items()}}
                 for i in range(n)]
-
-
-def tsa_predictions(pred: Mapping[str, Any], tsa: str) -> np.ndarray:
-    """Category index per image for a tSA (order of ``TSAS[tsa]['values']``)."""
-    spec = TSAS[tsa]
-    return np.array([spec["values"].index(v) for v in pred[spec["key"]]], dtype=np.int64)
 
 
 def load_evaluator(directory: str | Path | None = None, device: str = "cpu") -> Evaluator:

@@ -37,7 +37,7 @@ def _table(d: Mapping[str, Any]) -> str:
 
 
 def _shares(categories: list[str], shares: list[float]) -> str:
-    return ", ".join(f"{c} {s:.2f}" for c, s in zip(categories, shares))
+    return ", ".join(f"{c} {s:.2f}" for c, s in zip(categories, shares, strict=True))
 
 
 def _facts(train: Mapping[str, Any], key: str) -> str:

@@ -41,40 +41,57 @@ def _obj(shape, color, texture=None, count=1):
     return d
 
 
-def category_prompts(category: str) -> list[tuple[str, dict[str, Any]]]:
+Kind = tuple[str, str]  # (colour, shape)
+Prompt = tuple[str, dict[str, Any]]  # (text, labels)
+
+
+def _color_prompts(kinds: list[Kind]) -> list[Prompt]:
+    return [(object_phrase(s, c, None), {"family": "objects", "objects": [_obj(s, c)]}) for c, s in kinds]
+
+
+def _count_prompts(kinds: list[Kind]) -> list[Prompt]:
+    return [(object_phrase(s, c, None, n), {"family": "objects", "objects": [_obj(s, c, None, n)], "check_count": True})
+            for n in (2, 3) for c, s in kinds]
+
+
+def _texture_prompts(kinds: list[Kind]) -> list[Prompt]:
+    return [(object_phrase(s, c, "striped"), {"family": "objects", "objects": [_obj(s, c, "striped")]}) for c, s in kinds]
+
+
+def _time_prompts(kinds: list[Kind]) -> list[Prompt]:
+    return [(f"{object_phrase(s, c, None)} {phrase}", {"family": "objects", "objects": [_obj(s, c)], "background": bg})
+            for bg, phrase in (("night", "at night"), ("day", "during the day")) for c, s in kinds]
+
+
+def _two_object_pairs(kinds: list[Kind]) -> list[tuple[Kind, Kind]]:
+    """Ordered pairs of kinds that differ in both colour and shape."""
+    return [(k1, k2) for k1, k2 in itertools.permutations(kinds, 2) if k1[0] != k2[0] and k1[1] != k2[1]]
+
+
+def _binding_prompts(kinds: list[Kind]) -> list[Prompt]:
+    return [(f"{object_phrase(s1, c1, None)} and {object_phrase(s2, c2, None)}",
+             {"family": "objects", "objects": [_obj(s1, c1), _obj(s2, c2)]})
+            for (c1, s1), (c2, s2) in _two_object_pairs(kinds)]
+
+
+def _location_prompts(kinds: list[Kind]) -> list[Prompt]:
+    return [(f"{object_phrase(s1, c1, None)} {rel} {object_phrase(s2, c2, None)}",
+             {"family": "objects", "objects": [_obj(s1, c1), _obj(s2, c2)],
+              "relation": {"subject": 0, "object": 1, "relation": rel}})
+            for (c1, s1), (c2, s2) in _two_object_pairs(kinds) for rel in RELATIONS]
+
+
+_CATEGORY_PROMPTS = {
+    "color": _color_prompts, "count": _count_prompts, "texture": _texture_prompts, "time": _time_prompts,
+    "location": _location_prompts, "binding": _binding_prompts,
+}
+
+
+def category_prompts(category: str) -> list[Prompt]:
     """All prompts of a category in a fixed order: (text, labels)."""
-    kinds = list(itertools.product(COLORS, SHAPES))
-    out: list[tuple[str, dict[str, Any]]] = []
-    if category == "color":
-        for c, s in kinds:
-            out.append((object_phrase(s, c, None), {"family": "objects", "objects": [_obj(s, c)]}))
-    elif category == "count":
-        for n in (2, 3):
-            for c, s in kinds:
-                out.append((object_phrase(s, c, None, n),
-                            {"family": "objects", "objects": [_obj(s, c, None, n)], "check_count": True}))
-    elif category == "texture":
-        for c, s in kinds:
-            out.append((object_phrase(s, c, "striped"), {"family": "objects", "objects": [_obj(s, c, "striped")]}))
-    elif category == "time":
-        for bg, phrase in (("night", "at night"), ("day", "during the day")):
-            for c, s in kinds:
-                out.append((f"{object_phrase(s, c, None)} {phrase}",
-                            {"family": "objects", "objects": [_obj(s, c)], "background": bg}))
-    elif category in ("location", "binding"):
-        for (c1, s1), (c2, s2) in itertools.permutations(kinds, 2):
-            if c1 == c2 or s1 == s2:
-                continue
-            a, b = object_phrase(s1, c1, None), object_phrase(s2, c2, None)
-            if category == "binding":
-                out.append((f"{a} and {b}", {"family": "objects", "objects": [_obj(s1, c1), _obj(s2, c2)]}))
-            else:
-                for rel in RELATIONS:
-                    out.append((f"{a} {rel} {b}", {"family": "objects", "objects": [_obj(s1, c1), _obj(s2, c2)],
-                                                   "relation": {"subject": 0, "object": 1, "relation": rel}}))
-    else:
+    if category not in _CATEGORY_PROMPTS:
         raise ValueError(f"unknown alignment category {category!r}; expected one of {CATEGORIES}")
-    return out
+    return _CATEGORY_PROMPTS[category](list(itertools.product(COLORS, SHAPES)))
 
 
 def alignment_prompts(categories=CATEGORIES, per_category: int | None = None, sample_seed: int = 0

@@ -28,8 +28,6 @@ Labels (JSON-serialisable)::
               "objects": [{"shape", "color", "texture", "row", "col", "x", "y", "radius"}, ...]}
     face:    {"family": "face", "skin": ..., "hair": ..., "eyeglasses": bool, "smiling": bool,
               "x", "y"}
-
-``render_batch(seeds, ...)`` stacks images into a uint8 array (N, 64, 64, 3).
 """
 
 from __future__ import annotations
@@ -75,7 +73,6 @@ FACE_UNIFORM: dict[str, dict[Any, float]] = {
 }
 
 COUNT_WORDS = {1: "a", 2: "two", 3: "three", 4: "four"}
-WORD_COUNTS = {"one": 1, "a": 1, "two": 2, "three": 3, "four": 4}
 NEUTRAL_FACE = "a headshot of a person"
 
 
@@ -408,9 +405,3 @@ def render(seed: int, family: str | None = None, *, face_attrs: Mapping[str, Any
     else:
         raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES}")
     return Render(image=image, captions=captions, labels=labels)
-
-
-def render_batch(seeds: Sequence[int], family: str | None = None, **kw: Any) -> tuple[np.ndarray, list[list[str]], list[dict]]:
-    """Render many: images uint8 (N, 64, 64, 3), captions per image, labels per image."""
-    rs = [render(int(s), family, **kw) for s in seeds]
-    return np.stack([r.image for r in rs]), [r.captions for r in rs], [r.labels for r in rs]

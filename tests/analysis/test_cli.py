@@ -99,7 +99,7 @@ def test_bad_term_is_a_user_error(run_cli, tmp_path):
 def test_analyze_maps_world_check_writes_word_and_token_tables(run_cli, tmp_path, capsys):
     assert run_cli("maps", "--world-check", "1", "--steps", "1", "--out", str(tmp_path)) == 0
     words = pd.read_csv(tmp_path / "world-check-renders.csv")
-    assert sorted(zip(words["kind"], words["object"])) == [("color", 1), ("color", 2), ("shape", 1), ("shape", 2)]
+    assert sorted(zip(words["kind"], words["object"], strict=True)) == [("color", 1), ("color", 2), ("shape", 1), ("shape", 2)]
     tokens = pd.read_csv(tmp_path / "world-check-tokens.csv")
     assert list(tokens["role"])[:4] == ["<start>", "a", "colour 1", "shape 1"]
     assert tokens["mass_share"].sum() == pytest.approx(1.0)

@@ -1,11 +1,15 @@
-"""Fixtures for the core tests: small suite files on the random tiny pipelines."""
+"""Fixtures for the core tests: small suite files on the random tiny pipelines, and a scored run."""
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from _helpers.cli import run_cli
+from _helpers.runs import SCORED_SUITE
 
 TINY_SUITE = """\
 name: tiny
@@ -39,3 +43,21 @@ def write_suite(tmp_path: Path):
         return path
 
     return _write
+
+
+@pytest.fixture(scope="module")
+def scored_run(tmp_path_factory) -> Path:
+    """A generated and scored run of ``SCORED_SUITE`` (8 images), never modified: tests work on copies."""
+    root = tmp_path_factory.mktemp("base")
+    (root / "suite.yaml").write_text(SCORED_SUITE)
+    assert run_cli("generate", root / "suite.yaml", "--out", root / "run", "--quiet") == 0
+    assert run_cli("score", root / "run", "--quiet") == 0
+    return root / "run"
+
+
+@pytest.fixture
+def run(scored_run, tmp_path) -> Path:
+    """A copy of the scored run inside ``tmp_path/sandbox`` (a parent to scan for escapes)."""
+    dst = tmp_path / "sandbox" / "a" / "b" / "run"
+    shutil.copytree(scored_run, dst)
+    return dst

@@ -2,19 +2,25 @@
 with ``save_pretrained`` and are loaded back through the suite's ``model: DIR`` (the real
 ``from_pretrained`` path), in fp32, bf16 and fp16 on the CPU (``--device cpu --precision P``).
 
-This is what a GPU user runs (with ``--device cuda``): at fp16 the SDXL VAE used to be kept in
-fp32 under fp16 latents (a crash in ``vae.decode``). 32 px, 2 steps, one batch per method.
+This is what a GPU user runs (with ``--device cuda``): at fp16 every module, the SDXL VAE
+included, must be in the latents' dtype, or ``vae.decode`` crashes on fp16 latents. 32 px,
+2 steps, one batch per method.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import textwrap
+from typing import Iterator
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+from t2ibench.world import pipeline_available
 
 from _helpers.cli import run_cli
 
@@ -30,7 +36,7 @@ FAIR = {
 def saved(tmp_path_factory):
     """{"sd"|"sdxl": pipeline folder}, a tokens folder and a fairness prompt file."""
     from t2ibench.baselines.iti_gen import InclusiveTokens
-    from t2ibench.testing import save_tiny_pipeline
+    from t2ibench.tiny_models import save_tiny_pipeline
 
     root = tmp_path_factory.mktemp("saved")
     models = {kind: save_tiny_pipeline(kind, root / kind) for kind in ("sd", "sdxl")}
@@ -137,22 +143,45 @@ def test_suite_precision_key_chooses_the_dtype_and_the_flag_overrides_it(tmp_pat
         parse_suite({**data, "precision": "fp8"}, "suite")
 
 
+@contextlib.contextmanager
+def _diffusers_messages() -> Iterator[list[str]]:
+    """Every message diffusers logs while the block runs (its loggers do not propagate to root)."""
+    messages: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
+    diffusers_logger = logging.getLogger("diffusers")
+    diffusers_logger.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        diffusers_logger.removeHandler(handler)
+
+
 @pytest.mark.parametrize("precision,dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16), ("fp16", torch.float16)])
 def test_saved_pipeline_loads_in_its_dtype_without_a_cast(saved, precision, dtype):
     """from_pretrained loads every module in the dtype; a second cast with to() would make diffusers
     warn ("Casting directly with `to()`") on every run."""
-    import logging
-
     from t2ibench.models import load_pipeline
 
-    messages: list[str] = []
-    handler = logging.Handler()
-    handler.emit = lambda record: messages.append(record.getMessage())
-    diffusers_logger = logging.getLogger("diffusers")
-    diffusers_logger.addHandler(handler)
-    try:
+    with _diffusers_messages() as messages:
         pipe = load_pipeline(str(saved[0]["sd"]), device="cpu", precision=precision)
-    finally:
-        diffusers_logger.removeHandler(handler)
     assert {pipe.unet.dtype, pipe.vae.dtype, pipe.text_encoder.dtype} == {dtype}
     assert not [m for m in messages if "Casting directly" in m]
+
+
+@pytest.mark.skipif(not pipeline_available(), reason="tinyworld pipeline weights not shipped")
+@pytest.mark.parametrize("precision", ["auto", "fp16"])
+def test_shipped_tinyworld_pipeline_loads_without_the_float32_cast_warning(precision):
+    """The shipped tinyworld suite's pipeline, loaded as ``t2ibench run`` loads it (the suite's
+    model, precision and vae through ``runner``'s call of ``load_pipeline``), logs no diffusers
+    "should be kept in float32 ... Casting directly with `to()`" warning."""
+    from t2ibench.models import load_pipeline
+    from t2ibench.suite import resolve_suite
+
+    suite = resolve_suite("tinyworld")
+    with _diffusers_messages() as messages:
+        pipe = load_pipeline(suite.model, device="cpu", precision=precision if precision != "auto" else suite.precision,
+                             vae=suite.vae)
+    assert not [m for m in messages if "kept in float32" in m or "Casting directly" in m], messages
+    expected = torch.float16 if precision == "fp16" else torch.float32
+    assert {pipe.unet.dtype, pipe.vae.dtype, pipe.text_encoder.dtype} == {expected}

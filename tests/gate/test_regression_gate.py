@@ -2,7 +2,7 @@
 
 Runs the fairness slice of the shipped `tinyworld-smoke` suite (same suite name, seeds and
 prompts as CI's run) twice: with the real `fairqueue`, and with a FairQueue whose prompt queue
-was broken (the switch fraction read from the wrong end, so the biased base prompt runs for 80 %
+is broken on purpose (the switch fraction read from the wrong end, so the biased base prompt runs for 80 %
 of the steps instead of 20 %). Both rows are labelled `fairqueue` and checked with
 `t2ibench check` against the committed reference table and tolerances.
 """

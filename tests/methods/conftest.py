@@ -12,14 +12,14 @@ torch.set_num_threads(1)  # the CPU is shared; one thread is faster under conten
 
 @pytest.fixture(scope="session")
 def sd_pipe():
-    from t2ibench.testing import tiny_sd_pipeline
+    from t2ibench.tiny_models import tiny_sd_pipeline
 
     return tiny_sd_pipeline()
 
 
 @pytest.fixture(scope="session")
 def sdxl_pipe():
-    from t2ibench.testing import tiny_sdxl_pipeline
+    from t2ibench.tiny_models import tiny_sdxl_pipeline
 
     return tiny_sdxl_pipeline()
 

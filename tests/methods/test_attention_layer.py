@@ -205,7 +205,7 @@ def test_map_capture_only_on_chosen_layers(pipe):
     agg = maps.aggregate()
     assert agg.shape == (2, 77, 32, 32)  # conditional rows only, latent grid
     assert sorted(maps.per_step) == sorted({s for s, _ in maps.per_layer})
-    for (step, name), m in maps.per_layer.items():
+    for (_, name), m in maps.per_layer.items():
         heads = pipe.unet.get_submodule(name.rsplit(".processor", 1)[0]).heads
         torch.testing.assert_close(m.sum(1), torch.full_like(m.sum(1), float(heads)), rtol=1e-4, atol=1e-4)
     early = maps.aggregate(steps=[0, 1])  # DAAM: mean over heads, layers and steps

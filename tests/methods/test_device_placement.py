@@ -63,7 +63,7 @@ def tokens_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module", params=["sd", "sdxl"])
 def meta_pipe(request):
-    from t2ibench.testing import tiny_sd_pipeline, tiny_sdxl_pipeline
+    from t2ibench.tiny_models import tiny_sd_pipeline, tiny_sdxl_pipeline
 
     return on_meta((tiny_sd_pipeline if request.param == "sd" else tiny_sdxl_pipeline)())
 

@@ -32,7 +32,7 @@ def reference_ids(text: str) -> list[int]:
     return open_clip.tokenize([text])[0].tolist()
 
 
-# --- item 2: prompt layout -----------------------------------------------------------------
+# --- prompt layout -------------------------------------------------------------------------
 def test_reference_layout_ids_positions_and_feature_position():
     ref = reference_ids(BASE)
     eot = ref.index(49407)
@@ -81,7 +81,7 @@ def test_learned_vectors_replace_token_plus_position_embedding():
     torch.testing.assert_close(t.detach(), F.normalize(clip.text_projection(hidden), dim=-1))
 
 
-# --- item 4: training ----------------------------------------------------------------------
+# --- training ------------------------------------------------------------------------------
 @pytest.mark.parametrize("K", [2, 3, 4])
 def test_iti_gen_losses_equal_reference_formulas(K):
     clip = tiny_clip()
@@ -120,7 +120,7 @@ def test_training_starts_from_zeros_falls_back_to_cosine_and_halves_lr_at_epoch_
     assert res.tokens.meta["layout"] == "reference" and res.tokens.layout == "reference"
 
 
-# --- item 3: FairQueue's amplified token ---------------------------------------------------
+# --- FairQueue's amplified token -----------------------------------------------------------
 def test_fairqueue_amplifies_the_token_after_the_learned_ones(sd_pipe, trained_tokens):
     out = trained_tokens[0]
     jobs = fair_jobs(2)
@@ -150,7 +150,7 @@ def test_amplify_without_renormalisation_scales_only_the_chosen_probabilities():
     torch.testing.assert_close((probs.log() + bias).softmax(-1), torch.tensor([[[[0.5, 0.2, 0.48]]]]) / 1.18)
 
 
-# --- item 7: PLMS step windows -------------------------------------------------------------
+# --- PLMS step windows ---------------------------------------------------------------------
 def sd14_pndm():
     from diffusers import PNDMScheduler
 
@@ -207,7 +207,7 @@ def test_encode_ids_matches_pipeline_encoding(pipe):
         torch.testing.assert_close(a.pooled, b.pooled)
 
 
-# --- item 6: Structured Diffusion ----------------------------------------------------------
+# --- Structured Diffusion ------------------------------------------------------------------
 def test_structured_diffusion_preprocesses_and_keeps_multi_word_phrases_only():
     from t2ibench.baselines.structured_diffusion import phrase_spans, preprocess_prompt
 
@@ -223,7 +223,7 @@ def _reference_single_align(main_seq, seqs, spans, dim=1):
     """Transcription of Structured-Diffusion-Guidance ``scripts/txt2img_demo.py:148-156``: writes
     into ``main_seq`` through a transposed view (in place)."""
     main_seq = main_seq.transpose(0, dim)
-    for seq, span in zip(seqs, spans):
+    for seq, span in zip(seqs, spans, strict=True):
         seq = seq.transpose(0, dim)
         start, end = span[0] + 1, span[1] + 1
         main_seq[start:end] = seq[1 : 1 + end - start]
@@ -243,7 +243,7 @@ def _reference_align_sequence(main_seq, seqs, spans, dim=1, single=False):
     """Transcription of ``txt2img_demo.py:170-177``."""
     if single:
         return [_reference_single_align(main_seq, seqs, spans, dim=dim)]
-    return [_reference_multi_align(main_seq.clone(), seq, span, dim=dim) for seq, span in zip(seqs, spans)]
+    return [_reference_multi_align(main_seq.clone(), seq, span, dim=dim) for seq, span in zip(seqs, spans, strict=True)]
 
 
 def test_reference_conjunction_first_key_is_the_single_aligned_sequence():
@@ -282,7 +282,7 @@ def test_conjunction_mode_keys_and_values_as_the_reference_computes_them(sd_pipe
     k_c = [c[0]] + _reference_align_sequence(c[0], c[1:], spans)
     v_c = _reference_align_sequence(c[0], c[1:], spans, single=True)
     assert len(m._keys) == 3
-    for mine, ref in zip(m._keys, k_c):
+    for mine, ref in zip(m._keys, k_c, strict=True):
         torch.testing.assert_close(mine[0], ref[0])
     torch.testing.assert_close(m._values[0], v_c[0][0])
     assert not torch.allclose(m._keys[0][0], encode(text)[0])  # the first key is not the full prompt
@@ -310,7 +310,7 @@ def test_conjunction_mode_keys_and_values_as_the_reference_computes_them(sd_pipe
     torch.testing.assert_close(out[1:], expected, rtol=1e-4, atol=1e-5)
 
 
-# --- item 9: attention maps as DAAM aggregates them ----------------------------------------
+# --- attention maps as DAAM aggregates them ------------------------------------------------
 @torch.no_grad()
 def test_daam_aggregation_skips_8x8_upsamples_bicubic_clamps_and_averages():
     """daam/trace.py: factor = sqrt(latent_hw / n_query); factor 8 skipped; bicubic, clamp(min=0), mean."""

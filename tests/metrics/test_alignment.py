@@ -48,7 +48,7 @@ def test_per_check_rates_pool_the_images_each_check_applies_to():
 
     checks = [{"objects": False, "colors": True}, {"objects": True, "colors": True},
               {"objects": False, "colors": False, "count": False}]
-    metas = [{"prompt_meta": {"category": c, "labels": {}, "checks": ch}} for c, ch in zip(("color", "binding", "count"), checks)]
+    metas = [{"prompt_meta": {"category": c, "labels": {}, "checks": ch}} for c, ch in zip(("color", "binding", "count"), checks, strict=True)]
     s = AlignmentScorer(_judge=judge, bootstrap=100)
     agg = s.aggregate(s.score(random_images(3), metas), metas)
     assert agg["check:objects"]["value"] == pytest.approx(1 / 3) and agg["check:objects"]["n"] == 3

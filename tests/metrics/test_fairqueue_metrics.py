@@ -137,9 +137,9 @@ def test_dreamsim_pairs_each_image_with_the_reference_image_of_the_same_prompt_a
     scorer.observe(mine_vals + ref_vals, mine_metas + ref_metas)
     out = scorer.aggregate(mine_vals, mine_metas)
 
-    ref_of = {(m["prompt_id"], m["index"]): im for m, im in zip(ref_metas, ref_imgs)}
+    ref_of = {(m["prompt_id"], m["index"]): im for m, im in zip(ref_metas, ref_imgs, strict=True)}
     want = {(m["prompt_id"], m["index"]): _reference_distance(net, im, ref_of[(m["prompt_id"], m["index"])])
-            for m, im in zip(mine_metas, mine_imgs) if (m["prompt_id"], m["index"]) in ref_of}
+            for m, im in zip(mine_metas, mine_imgs, strict=True) if (m["prompt_id"], m["index"]) in ref_of}
     assert out["dreamsim"]["value"] == pytest.approx(np.mean(list(want.values())), abs=1e-5)
     assert out["dreamsim:Smiling"]["value"] == pytest.approx(np.mean([want[("Smiling", 0)], want[("Smiling", 1)]]), abs=1e-5)
     assert out["dreamsim"]["n"] == 4 and out["dreamsim"]["n_unpaired"] == 1 and out["dreamsim"]["lower_is_better"]

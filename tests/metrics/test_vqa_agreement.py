@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from t2ibench.metrics.vqa_agreement import agreement_table, cohen_kappa
@@ -15,7 +17,7 @@ def test_kappa_textbook_example():
 
 
 def test_kappa_edges():
-    assert cohen_kappa([True, True], [True, True]) == 1.0
+    assert math.isnan(cohen_kappa([True, True], [True, True]))  # both constant: undefined, as in scikit-learn
     assert cohen_kappa([True, False], [False, True]) == pytest.approx(-1.0)
 
 

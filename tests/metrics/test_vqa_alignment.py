@@ -50,7 +50,7 @@ def test_verdicts_and_dsg_dependencies():
           Question("q2", "Is the dog black?", "color", "color", "yes", ("q1",)),
           Question("q3", "How many dogs are there?", "numerical", "count", "2", ("q1",)),
           Question("q4", "Is it night?", "time", "time", "yes")]
-    strict = [verdict(q, a) for q, a in zip(qs, ["no", "Yes", "two", None])]
+    strict = [verdict(q, a) for q, a in zip(qs, ["no", "Yes", "two", None], strict=True)]
     assert strict == [False, True, True, None]
     assert dependency_verdicts(qs, strict) == [False, False, False, None]
     # an unanswered parent is not held against its child
@@ -154,8 +154,8 @@ def test_target_json_round_trip_keeps_tuples():
 
 
 def test_headline_takes_vqa_all_when_a_prompt_set_has_no_alignment_metric():
+    from t2ibench.results.layout import headline_columns, prompt_set_tables
     from t2ibench.results.schema import make_row
-    from t2ibench.results.table import headline_columns, prompt_set_tables
 
     def entry(column, metric):
         return {"suite": "s", "model": "m", **make_row(method="sd", prompt_set="p", metric=metric, metric_name=metric,

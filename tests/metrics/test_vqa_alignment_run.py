@@ -11,23 +11,8 @@ import pytest
 from t2ibench.world.paths import pipeline_available
 
 from _helpers.cli import run_cli
+from _helpers.vqa import write_am_suite
 
-SUITE = """
-name: vqa-run
-model: tinyworld
-seed: 0
-images_per_prompt: 2
-batch_size: 16
-sampler: {{scheduler: pndm, steps: 4, guidance: 5.0, height: 64, width: 64}}
-prompt_sets:
-  - {{name: am, dataset: am-categories, limit: 1, params: {{path: {path}}}}}
-methods:
-  - {{name: sd}}
-  - {{name: sd, label: sd-w2, guidance: 2.0}}
-metrics:
-  - {{name: vqa_alignment, params: {{vqa: tinyworld}}}}
-  - {{name: vqa_alignment, label: blip, params: {{vqa: {missing}}}}}
-"""
 CAPTIONS = ["a red circle at night", "two blue squares", "a striped green star", "a white circle above a red square",
             "a yellow triangle", "a circle holding a square", "a circle"]  # the last: presence only, not drawn
 
@@ -35,10 +20,10 @@ CAPTIONS = ["a red circle at night", "two blue squares", "a striped green star",
 @pytest.mark.slow
 @pytest.mark.skipif(not pipeline_available(), reason="tinyworld pipeline weights not shipped")
 def test_vqa_alignment_columns_cache_and_not_available(tmp_path):
-    coco = tmp_path / "captions.json"
-    coco.write_text(json.dumps({"annotations": [{"image_id": i, "id": i, "caption": c} for i, c in enumerate(CAPTIONS)]}))
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(SUITE.format(path=coco, missing=tmp_path / "no-blip"))
+    suite = write_am_suite(tmp_path, CAPTIONS, name="vqa-run", images_per_prompt=2,
+                           methods=["{name: sd}", "{name: sd, label: sd-w2, guidance: 2.0}"],
+                           metrics=["{name: vqa_alignment, params: {vqa: tinyworld}}",
+                                    f"{{name: vqa_alignment, label: blip, params: {{vqa: {tmp_path / 'no-blip'}}}}}"])
     assert run_cli("run", suite, "--out", tmp_path / "run", "--quiet") == 0
     agg = json.loads((tmp_path / "run" / "results" / "aggregates.json").read_text())
     rows = {(r["method"], r["column"]): r for r in agg["rows"]}

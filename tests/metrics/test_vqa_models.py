@@ -142,7 +142,7 @@ def test_detector_answers_presence_counts_and_directions(owl_dir, blip_dir, dtyp
     v = s.score(_images(1), [{"prompt": "two red dogs to the left of a cat"}])[0]
     kinds = [q["kind"] for q in v["questions"]]
     assert kinds == ["presence", "presence", "color", "count", "relation"]
-    got = dict(zip(kinds, v["answers"]))
+    got = dict(zip(kinds, v["answers"], strict=True))
     # every box scores above 0 -> present; at most max_objects counted; colour asked to BLIP
     assert v["answers"][:2] == ["yes", "yes"] and got["count"] == "3"
     assert got["color"].split()[0] == "yes" and got["relation"] in ("yes", "no")

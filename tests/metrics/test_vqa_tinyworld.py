@@ -55,7 +55,7 @@ def test_a_face_has_no_objects_and_no_background():
 def _scenes_for(labels):
     """Predictions that show exactly the prompt's labels, and ones breaking each fact."""
     objs = [_obj(g["shape"], g["color"], 1, 2 * k, g.get("texture", "plain")) for k, g in enumerate(labels["objects"])]
-    objs = [o for k, (o, g) in enumerate(zip(objs, labels["objects"])) for o in
+    objs = [o for k, (o, g) in enumerate(zip(objs, labels["objects"], strict=True)) for o in
             [dict(o, col=c) for c in range(int(g.get("count", 1)))] if k == 0 or int(g.get("count", 1)) == 1] \
         if len(labels["objects"]) == 1 else objs
     rel = labels.get("relation")
@@ -82,5 +82,5 @@ def test_all_questions_right_exactly_when_check_prompt_holds(category):
         for scene in _scenes_for(labels):
             answers = [answer_from_prediction(q, scene, _RELATIONS, render) for q in qs]
             assert None not in answers, text
-            mine = all(verdict(q, a) for q, a in zip(qs, answers))
+            mine = all(verdict(q, a) for q, a in zip(qs, answers, strict=True))
             assert mine == check_prompt(labels, scene)["correct"], (text, scene)

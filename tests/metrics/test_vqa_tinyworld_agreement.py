@@ -18,12 +18,13 @@ from t2ibench.world.paths import pipeline_available, pipeline_dir
 def test_question_pipeline_agrees_with_the_alignment_scorer_on_generated_images():
     from PIL import Image
 
-    from t2ibench.world.evaluate import generate, load_pipeline
+    from t2ibench.models import load_pipeline
+    from t2ibench.world.evaluate import sample_images
     from t2ibench.world.prompts import alignment_prompts
 
     prompts = alignment_prompts(per_category=4, sample_seed=0)
-    pipe = load_pipeline(pipeline_dir())
-    x = generate(pipe, [t for _, t, _ in prompts], list(range(len(prompts))), steps=25, guidance=5.0, batch=24)
+    pipe = load_pipeline(str(pipeline_dir()), device="cpu", precision="fp32")
+    x = sample_images(pipe, [t for _, t, _ in prompts], list(range(len(prompts))), steps=25, guidance=5.0, batch=24)
     images = [Image.fromarray((im.permute(1, 2, 0).numpy() * 255).round().astype("uint8")) for im in x]
     metas = [{"prompt": t, "prompt_meta": m} for _, t, m in prompts]
     shipped = [v["correct"] == 1.0 for v in AlignmentScorer(judge="tinyworld").score(images, metas)]

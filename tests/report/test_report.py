@@ -1,12 +1,10 @@
 import hashlib
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from t2ibench.report.html import render_report, write_report
@@ -62,10 +60,13 @@ def test_report_cli(run_dir, tmp_path, capsys):
     assert "report" in capsys.readouterr().out
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed (apt-get install -y chromium)")
 def test_report_renders_in_headless_chromium(run_dir, tmp_path):
+    from _helpers.chromium import chromium_or_skip
+
+    chromium_or_skip()
     shot = tmp_path / "shot.png"
-    proc = subprocess.run(["bash", str(SCRIPT), str(run_dir), str(shot), "1200x1600"], capture_output=True, text=True, timeout=180)
+    page = write_report(run_dir)  # here, not by the script's `t2ibench report`: no PATH lookup
+    proc = subprocess.run(["bash", str(SCRIPT), str(page), str(shot), "1200x1600"], capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr
     im = np.asarray(Image.open(shot).convert("RGB")).astype(float)
     assert im.shape[:2] == (1600, 1200)

@@ -143,23 +143,6 @@ def _regressed_run_and_reference(make_run, tmp_path):
     return run, ref
 
 
-@pytest.mark.parametrize("tolerance", [
-    "default: {abs: .nan}\n",
-    "default: {rel: .inf}\n",
-    "columns:\n  t_fid: {abs: .nan}\n",
-    "comparisons:\n  - {method: sd, than: other, columns: t_fid, margin: .nan}\n",
-])
-def test_check_refuses_non_finite_tolerances_instead_of_passing(make_run, tmp_path, capsys, tolerance):
-    # a NaN tolerance compares False with every difference, so every regression would pass
-    run, ref = _regressed_run_and_reference(make_run, tmp_path)
-    tol = tmp_path / "tol.yaml"
-    tol.write_text(tolerance)
-    capsys.readouterr()
-    assert main(["check", str(run.path), "--against", str(ref), "--tolerance", str(tol)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "finite number" in err[0] and str(tol) in err[0]
-
-
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 def test_check_refuses_non_finite_reference_values(make_run, tmp_path, capsys, value):
     run, ref = _regressed_run_and_reference(make_run, tmp_path)
@@ -219,19 +202,29 @@ def test_check_malformed_reference_is_exit_2_not_a_regression(make_run, tmp_path
     assert len(err) == 1 and "Traceback" not in captured.err and str(ref) in err[0]
 
 
-@pytest.mark.parametrize("tolerance", [
-    "default: {rel: abc}\n",
-    "default: 5\n",
-    "columns: [a, b]\n",
-    "default: {abs: null}\n",
-    "default: {abs: true}\n",
-    "columns:\n  t_fid: {abs: -1}\n",
-    "defaults: {abs: 0.1}\n",
-    "comparisons:\n  - {method: [sd], than: other, columns: t_fid}\n",
-    "a: &a [1, 1]\nb: &b [*a, *a]\nc: &c [*b, *b]\nd: &d [*c, *c]\n" + "".join(
-        f"x{i}: &x{i} [{', '.join(['*' + ('d' if i == 0 else f'x{i - 1}')] * 9)}]\n" for i in range(8)),
-])
-def test_check_malformed_tolerance_is_exit_2_not_a_regression(make_run, tmp_path, capsys, tolerance):
+#: tolerance files that check must refuse (exit 2, one line naming the file) rather than read as
+#: "regressed" (exit 1) or "passed"; a NaN or infinite tolerance compares False with every
+#: difference, so with it every regression would pass: its line says "finite number"
+MALFORMED_TOLERANCES = [
+    ("default: {abs: .nan}\n", "finite number"),
+    ("default: {rel: .inf}\n", "finite number"),
+    ("columns:\n  t_fid: {abs: .nan}\n", "finite number"),
+    ("comparisons:\n  - {method: sd, than: other, columns: t_fid, margin: .nan}\n", "finite number"),
+    ("default: {rel: abc}\n", ""),
+    ("default: 5\n", ""),
+    ("columns: [a, b]\n", ""),
+    ("default: {abs: null}\n", ""),
+    ("default: {abs: true}\n", ""),
+    ("columns:\n  t_fid: {abs: -1}\n", ""),
+    ("defaults: {abs: 0.1}\n", ""),
+    ("comparisons:\n  - {method: [sd], than: other, columns: t_fid}\n", ""),
+    ("a: &a [1, 1]\nb: &b [*a, *a]\nc: &c [*b, *b]\nd: &d [*c, *c]\n" + "".join(
+        f"x{i}: &x{i} [{', '.join(['*' + ('d' if i == 0 else f'x{i - 1}')] * 9)}]\n" for i in range(8)), ""),
+]
+
+
+@pytest.mark.parametrize("tolerance,phrase", MALFORMED_TOLERANCES)
+def test_check_malformed_tolerance_is_exit_2_not_a_regression(make_run, tmp_path, capsys, tolerance, phrase):
     run, ref = _regressed_run_and_reference(make_run, tmp_path)
     tol = tmp_path / "tol.yaml"
     tol.write_text(tolerance)
@@ -239,7 +232,7 @@ def test_check_malformed_tolerance_is_exit_2_not_a_regression(make_run, tmp_path
     assert main(["check", str(run.path), "--against", str(ref), "--tolerance", str(tol)]) == 2
     captured = capsys.readouterr()
     err = captured.err.strip().splitlines()
-    assert len(err) == 1 and "Traceback" not in captured.err and str(tol) in err[0]
+    assert len(err) == 1 and "Traceback" not in captured.err and str(tol) in err[0] and phrase in err[0]
 
 
 def _entry(method, column, value, **kw):
@@ -285,7 +278,8 @@ def _delta(v, lo, hi, verdict):
 
 
 def test_headline_table_shows_deltas_with_markers_and_tables_stay_narrow():
-    from t2ibench.results.table import MAX_COLUMNS, to_markdown
+    from t2ibench.results.layout import MAX_COLUMNS
+    from t2ibench.results.table import to_markdown
 
     cols = ["fid"] + [f"fd-ev.fd:t{i}" for i in range(12)]
     entries = []

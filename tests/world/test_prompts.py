@@ -1,5 +1,8 @@
 """tinyworld prompt sets and the evaluator's prompt checks (on ground-truth predictions)."""
 
+import hashlib
+import json
+
 import pytest
 
 from t2ibench.errors import UserError
@@ -78,7 +81,7 @@ def test_check_prompt_on_scenes_rendered_for_the_prompt():
             if rel:  # place subject and object to satisfy the relation
                 where = {"to the left of": ((1, 0), (1, 2)), "to the right of": ((1, 2), (1, 0)),
                          "above": ((0, 1), (2, 1)), "below": ((2, 1), (0, 1))}[rel["relation"]]
-                for o, (row, col) in zip(objs, where):
+                for o, (row, col) in zip(objs, where, strict=True):
                     o.update(row=row, col=col)
             r = R.render(5, "objects", objects=objs, background=labels.get("background"))
             res = check_prompt(labels, _truth(r.labels))
@@ -94,3 +97,18 @@ def test_check_prompt_faces():
     assert check_prompt({"family": "face", "eyeglasses": True}, _truth(r.labels))["correct"]
     assert not check_prompt({"family": "face", "eyeglasses": False}, _truth(r.labels))["correct"]
     assert not check_prompt({"family": "objects", "objects": [{"shape": "star"}]}, _truth(r.labels))["correct"]
+
+
+#: sha256 (first 16 hex digits) of each category's prompts as sorted-key JSON: the leaderboard's
+#: tinyworld alignment prompts, which a change to the prompt builders must leave as they are
+CATEGORY_FINGERPRINTS = {
+    "color": (24, "bdf5180b014528c1"), "count": (48, "ac98ebe36f03b8b6"), "texture": (24, "f7ed33c624a06f53"),
+    "time": (48, "0fcc18718d0f8794"), "location": (1440, "f5d5927a7e39f5b9"), "binding": (360, "3e60d964c0dd7a50"),
+}
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_category_prompts_are_the_leaderboards(category):
+    prompts = category_prompts(category)
+    digest = hashlib.sha256(json.dumps(prompts, sort_keys=True).encode()).hexdigest()[:16]
+    assert (len(prompts), digest) == CATEGORY_FINGERPRINTS[category]

@@ -44,7 +44,7 @@ def test_shipped_evaluator_reads_renders():
     ev = load_evaluator()
     imgs, _, labels = heldout(64)
     pred = ev.predict(torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255)
-    fam = sum(p == lab["family"] for p, lab in zip(pred["family"], labels)) / len(labels)
+    fam = sum(p == lab["family"] for p, lab in zip(pred["family"], labels, strict=True)) / len(labels)
     assert fam > 0.9
 
 

@@ -33,7 +33,7 @@ def test_varied_caption_spans_name_each_objects_own_words(tokenizer):
                 assert (SHAPES[obj.shape], COLORS[obj.color]) in kinds
         # word-by-word token positions are the positions of the full caption's tokenization
         ids = tokenizer(cap.text).input_ids
-        for word, pos in zip(cap.words, token_positions(tokenizer, cap.words)):
+        for word, pos in zip(cap.words, token_positions(tokenizer, cap.words), strict=True):
             assert ids[pos] == tokenizer(word, add_special_tokens=False).input_ids[-1]
         assert ids[token_positions(tokenizer, cap.words)[-1] + 1] == tokenizer.eos_token_id
         if len(cap.objects) == 2:

@@ -84,7 +84,7 @@ def varied_caption(labels: Mapping[str, Any], rng: np.random.Generator, drop_col
     elif not night and rng.random() < 0.2:
         words += TIME_DAY[int(rng.integers(len(TIME_DAY)))].split()
     named = []
-    for start, (_, adj, noun), i in zip(starts, phrases, order):
+    for start, (_, adj, noun), i in zip(starts, phrases, order, strict=True):
         g = groups[i]
         named.append(ObjectWords(color=COLORS.index(g["color"]) if adj is not None else None,
                                  shape=SHAPES.index(g["shape"]), adj=None if adj is None else start + adj,

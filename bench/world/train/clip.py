@@ -27,7 +27,7 @@ from .tokenizer import load_tokenizer
 def clip_captions(captions: list[list[str]], labels: list[dict], rng: np.random.Generator) -> list[str]:
     """One caption per image for contrastive training: never the neutral face caption."""
     out = []
-    for caps, lab in zip(captions, labels):
+    for caps, lab in zip(captions, labels, strict=True):
         pool = caps[:1] + caps[2:] if lab["family"] == "face" else caps
         out.append(pool[int(rng.integers(len(pool)))])
     return out

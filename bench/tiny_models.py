@@ -1,4 +1,5 @@
-"""Tiny randomly initialised SD-1.x-shaped and SDXL-shaped pipelines, built in code.
+"""Tiny randomly initialised SD-1.x-shaped and SDXL-shaped pipelines, built in code: the models
+``tiny-sd`` and ``tiny-sdxl`` (``t2ibench.models.TINY_MODELS``) that suites and tests run on.
 
 They have the real classes and the real code paths (two text encoders and the added time
 embeddings for SDXL; one encoder for SD 1.x), with widths of 32-64 so a 64x64 image takes

@@ -172,14 +172,3 @@ def test_method_from_outside_the_package(tmp_path, write_suite, monkeypatch, cap
     meta = json.loads((tmp_path / "r" / "images" / "shout" / "mixed" / "p00001-0000.json").read_text())
     assert meta["prompt_text"] == "TWO GREEN TRIANGLES AT NIGHT!!" and meta["shouted"] is True
     assert meta["method_params"] == {"suffix": "!!"} and meta["method_name"] == "my_methods:Shouting"
-
-
-def test_entry_point_registration(monkeypatch):
-    import importlib.metadata as md
-
-    from t2ibench import registry
-
-    ep = md.EntryPoint(name="ep-method", value="t2ibench.baselines.sd:PlainPipeline", group="t2ibench.methods")
-    monkeypatch.setattr(registry, "entry_points", lambda group: [ep] if group == "t2ibench.methods" else [])
-    assert "ep-method" in registry.METHODS.names()
-    assert registry.METHODS.get("ep-method").name == "sd"

@@ -290,28 +290,10 @@ def _damage(run: Path, files: list[str], spec: tuple) -> None:
         parts = [f for f in files if "/part-" in f]
         index, kind = files.index(parts[index % len(parts)]), "json-field"
     if kind == "odd-png":
-        pngs = [f for f in files if f.endswith(".png")]
-        path = run / pngs[index % len(pngs)]
-        if path.is_fifo() or path.with_suffix(".json").is_fifo():
-            return  # opening a FIFO blocks the test itself
-        data = _odd_png(num % 3)
-        path.write_bytes(data)
-        side = path.with_suffix(".json")
-        meta = json.loads(side.read_text())
-        meta["image_sha256"] = hashlib.sha256(data).hexdigest()  # consistent: the hash check passes
-        side.write_text(json.dumps(meta))
+        _write_odd_png(run, files, index, num)
         return
-    if kind == "sidecar-field":  # a field beyond key and hash, edited to another plausible value
-        sides = [f for f in files if f.startswith("images/") and f.endswith(".json")]
-        side = run / sides[index % len(sides)]
-        if side.is_fifo() or not side.is_file():
-            return
-        meta = json.loads(side.read_text())
-        field = ("method", "prompt_set", "prompt", "seed", "prompt_id", "index")[num % 6]
-        meta[field] = {"method": "other", "prompt_set": "elsewhere", "prompt": f"{meta.get('prompt')} edited",
-                       "seed": int(meta.get("seed", 0)) + 1, "prompt_id": "p00099", "index": 7}[field]
-        side.write_text(json.dumps(meta))
-        EDITED_SIDECARS.add(str(run))
+    if kind == "sidecar-field":
+        _edit_sidecar_field(run, files, index, num)
         return
     path = run / files[index % len(files)]
     if kind == "link-dir":  # one of the file's folders inside the run (scores, results, a method's ...)
@@ -321,6 +303,39 @@ def _damage(run: Path, files: list[str], spec: tuple) -> None:
         return
     if path.is_fifo() and kind in ("truncate", "flip", "json-value", "json-field"):
         return  # opening a FIFO blocks the test itself
+    _damage_file(run, path, kind, num, value, suite_edits)
+
+
+def _write_odd_png(run: Path, files: list[str], index: int, num: int) -> None:
+    """An image replaced by a valid PNG of another size or mode, its sidecar's hash updated to match."""
+    pngs = [f for f in files if f.endswith(".png")]
+    path = run / pngs[index % len(pngs)]
+    if path.is_fifo() or path.with_suffix(".json").is_fifo():
+        return  # opening a FIFO blocks the test itself
+    data = _odd_png(num % 3)
+    path.write_bytes(data)
+    side = path.with_suffix(".json")
+    meta = json.loads(side.read_text())
+    meta["image_sha256"] = hashlib.sha256(data).hexdigest()  # consistent: the hash check passes
+    side.write_text(json.dumps(meta))
+
+
+def _edit_sidecar_field(run: Path, files: list[str], index: int, num: int) -> None:
+    """A sidecar field beyond key and hash, edited to another plausible value."""
+    sides = [f for f in files if f.startswith("images/") and f.endswith(".json")]
+    side = run / sides[index % len(sides)]
+    if side.is_fifo() or not side.is_file():
+        return
+    meta = json.loads(side.read_text())
+    field = ("method", "prompt_set", "prompt", "seed", "prompt_id", "index")[num % 6]
+    meta[field] = {"method": "other", "prompt_set": "elsewhere", "prompt": f"{meta.get('prompt')} edited",
+                   "seed": int(meta.get("seed", 0)) + 1, "prompt_id": "p00099", "index": 7}[field]
+    side.write_text(json.dumps(meta))
+    EDITED_SIDECARS.add(str(run))
+
+
+def _damage_file(run: Path, path: Path, kind: str, num: int, value: Any, suite_edits: list) -> None:
+    """One damage of ``kind`` to the file at ``path`` (or, for "suite", to the run's suite.yaml)."""
     if kind == "link-file":
         _link_out(path, num)
     elif kind == "fifo":
@@ -339,14 +354,7 @@ def _damage(run: Path, files: list[str], spec: tuple) -> None:
     elif kind == "json-value":
         path.write_text(json.dumps(value, default=str))
     elif kind == "json-field":
-        try:
-            obj = json.loads(path.read_text())
-        except (ValueError, UnicodeDecodeError):
-            obj = None
-        if isinstance(obj, dict) and obj:
-            keys = sorted(obj)
-            obj[keys[num % len(keys)]] = value
-            path.write_text(json.dumps(obj, default=str))
+        _set_json_field(path, num, value)
     elif kind == "dir":
         path.unlink()
         path.mkdir()
@@ -357,6 +365,18 @@ def _damage(run: Path, files: list[str], spec: tuple) -> None:
         for p, v, d in suite_edits:
             doc = _set(doc, p, v, d)
         (run / "suite.yaml").write_text(yaml.safe_dump(doc, allow_unicode=True))
+
+
+def _set_json_field(path: Path, num: int, value: Any) -> None:
+    """One field of a JSON object file set to ``value`` (a file that holds no object is left alone)."""
+    try:
+        obj = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        obj = None
+    if isinstance(obj, dict) and obj:
+        keys = sorted(obj)
+        obj[keys[num % len(keys)]] = value
+        path.write_text(json.dumps(obj, default=str))
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -469,7 +489,7 @@ def test_fuzz_gate_files(sandbox, base_run, tmp_path):
     @given(tol=tolerance_docs, values=st.lists(numbers, max_size=3), fmt=st.sampled_from(["yaml", "json"]))
     def check(tol, values, fmt) -> None:
         doc = copy.deepcopy(table)
-        for entry, value in zip([e for e in doc["entries"] if e.get("value") is not None], values):
+        for entry, value in zip([e for e in doc["entries"] if e.get("value") is not None], values, strict=True):
             entry["value"] = value
         (tmp_path / "r.json").write_text(json.dumps(doc))
         tol_path = tmp_path / f"t.{fmt}"

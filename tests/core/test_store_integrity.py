@@ -19,42 +19,9 @@ import yaml
 
 from _helpers.cli import files_of, run_cli
 from _helpers.results import write_aggregates
+from _helpers.runs import SCORED_SUITE as SUITE
 
-SUITE = """\
-name: integ
-model: tiny-sd
-seed: 1
-images_per_prompt: 2
-batch_size: 4
-sampler: {scheduler: pndm, steps: 2, guidance: 5.0, height: 32, width: 32}
-prompt_sets:
-  - name: mixed
-    dataset: prompts
-    params: {prompts: [a red circle, two green triangles, a blue square, a yellow star]}
-methods:
-  - name: sd
-metrics:
-  - {name: clip_score, params: {backend: tinyworld}}
-"""
 PNG = Path("images/sd/mixed/p00001-0000.png")
-
-
-@pytest.fixture(scope="module")
-def scored_run(tmp_path_factory) -> Path:
-    """A generated and scored run (8 images), never modified: tests work on copies."""
-    root = tmp_path_factory.mktemp("base")
-    (root / "suite.yaml").write_text(SUITE)
-    assert run_cli("generate", root / "suite.yaml", "--out", root / "run", "--quiet") == 0
-    assert run_cli("score", root / "run", "--quiet") == 0
-    return root / "run"
-
-
-@pytest.fixture
-def run(scored_run, tmp_path) -> Path:
-    """A copy of the scored run inside ``tmp_path/sandbox`` (a parent to scan for escapes)."""
-    dst = tmp_path / "sandbox" / "a" / "b" / "run"
-    shutil.copytree(scored_run, dst)
-    return dst
 
 
 def _error(capsys, code: int, *argv) -> str:
@@ -307,7 +274,7 @@ _WRITE_AND_DIE = (
 
 def test_generate_sweeps_a_killed_writers_temporary(run, scored_run, capsys):
     """The temporary a SIGKILLed writer leaves is removed by the next ``generate`` (the resume
-    path); before the fix the sweep misread the name's fields and never removed one."""
+    path): the sweep must read the temporary name's fields (image name, pid, suffix) right."""
     before = files_of(run)
     target = run / "images" / "sd" / "mixed" / "p00000-0001.json"
     child = subprocess.run([sys.executable, "-c", _WRITE_AND_DIE, str(target)], capture_output=True, text=True)

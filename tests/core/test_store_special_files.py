@@ -9,7 +9,6 @@ reads it ends instead of hanging, and the test sees how long it waited.
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -18,41 +17,8 @@ import pytest
 
 from _helpers.cli import run_cli
 
-SUITE = """\
-name: special
-model: tiny-sd
-seed: 1
-images_per_prompt: 2
-batch_size: 4
-sampler: {scheduler: pndm, steps: 2, guidance: 5.0, height: 32, width: 32}
-prompt_sets:
-  - name: mixed
-    dataset: prompts
-    params: {prompts: [a red circle, two green triangles]}
-methods:
-  - name: sd
-metrics:
-  - {name: clip_score, params: {backend: tinyworld}}
-"""
 SIDECAR = "images/sd/mixed/p00001-0000.json"
 UNBLOCK_S = 8.0
-
-
-@pytest.fixture(scope="module")
-def scored_run(tmp_path_factory) -> Path:
-    """A generated and scored run (4 images), never modified: tests work on copies."""
-    root = tmp_path_factory.mktemp("base")
-    (root / "suite.yaml").write_text(SUITE)
-    assert run_cli("generate", root / "suite.yaml", "--out", root / "run", "--quiet") == 0
-    assert run_cli("score", root / "run", "--quiet") == 0
-    return root / "run"
-
-
-@pytest.fixture
-def run(scored_run, tmp_path) -> Path:
-    dst = tmp_path / "run"
-    shutil.copytree(scored_run, dst)
-    return dst
 
 
 def _unblock_later(fifo: Path, done: threading.Event) -> threading.Thread:
