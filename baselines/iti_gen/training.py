@@ -10,7 +10,7 @@ the tokens learn; ``objective="reference"`` (default) follows ITI-GEN ``iti_gen/
 - both summed over the pairs and divided by ``K − 1``; a NaN direction loss (identical or
   missing categories, e.g. at the zero initialisation) falls back to the cosine loss
   ``Σ_k (1 − mean cos(image of k, t_k))``;
-- ``objective="project"``: the earlier t2ibench variant (pairs summed, no division,
+- ``objective="project"``: t2ibench's own variant, which the shipped tinyworld tokens use (pairs summed, no division,
   semantic term per category ``ReLU(λ − cos(t_k, t_base))``);
 - Adam, lr 0.01 halved after epoch 10 (``lr_milestones``, ``lr_gamma``), ``epochs ×
   steps_per_epoch`` = 30 × 5 steps; tokens initialised with zeros (``init="zeros"``; or
