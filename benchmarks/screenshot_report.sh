@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Render a t2ibench HTML report in headless Chromium and save a screenshot: the check that the
-# page opens correctly in a real browser (issue 6).
+# page opens correctly in a real browser (the report test runs it on a synthetic run).
 #
 # Usage: benchmarks/screenshot_report.sh RUN_DIR|REPORT.html [OUT.png] [WIDTHxHEIGHT]
 #   RUN_DIR: writes RUN_DIR/results/report.html first (t2ibench report), then screenshots it.
