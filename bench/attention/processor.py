@@ -253,10 +253,10 @@ def _control_keys(attn: Any, prob_controls: Sequence[AttentionControl], call: La
                   context_dtype: torch.dtype) -> tuple[list[torch.Tensor], torch.Tensor | None, AttentionControl | None]:
     """The conditional rows' key sets (B_cond, H, T, d): the layer's own keys, or those of the
     first control that gives ``key_states``; with that control's set weights and the control."""
-    key_control = next((c for c in prob_controls if c.key_states(call) is not None), None)
-    key_sets = None if key_control is None else key_control.key_states(call)
-    if key_control is None or key_sets is None:
+    found = next(((c, sets) for c in prob_controls if (sets := c.key_states(call)) is not None), None)
+    if found is None:
         return [key[call.cond]], None, None
+    key_control, key_sets = found
     heads, head_dim = key.shape[1], key.shape[-1]
     keys = []
     for states in key_sets:

@@ -36,7 +36,7 @@ from ..errors import UserError
 from ..fileio import write_output_text
 from ..log import get_logger
 from ..results import layout as L
-from ..results.schema import Aggregates, has_value
+from ..results.schema import Aggregates, MetricInfo, has_value
 from ..results.scoring import load_aggregates
 from ..results.table import entries_of, suite_variants
 from ..store import RunDir
@@ -158,23 +158,20 @@ def results_table(agg: Aggregates | None, variants: Mapping[str, str] | None = N
     parts = []
     for (_, pset), g in sorted(L.prompt_set_tables(entries).items()):
         parts.append(f"<h3>prompt set: {_esc(pset)}</h3>")
-        ablation_titled = False
         for block in L.section_blocks(g, reference, variants or {}):
             if block.kind == "headline":
                 parts.append(_headline_table(g, block, reference))
                 continue
-            if block.ablation and not ablation_titled:
+            if block.opens_ablations:
                 parts.append(f"<p class='meta'><b>Ablations and variants</b> (prompt set {_esc(pset)})</p>")
-                ablation_titled = True
             parts.append(_detail_table(g, block))
-    parts += _results_footer(agg)
+    parts += _results_footer(agg, unavailable)
     return "".join(parts)
 
 
-def _results_footer(agg: Aggregates) -> list[str]:
-    """The metrics that could not run, the legend, the metrics' conventions."""
+def _results_footer(agg: Aggregates, unavailable: Mapping[str, MetricInfo]) -> list[str]:
+    """The metrics that could not run (``unavailable``), the legend, the metrics' conventions."""
     parts = []
-    unavailable = {k: v for k, v in agg["metrics"].items() if v.get("available") is False}
     if unavailable:
         items = "".join(f"<li><b>{_esc(k)}</b>: not available: {_esc(v.get('reason'))}</li>" for k, v in unavailable.items())
         parts.append(f'<p class="note">Metrics that could not run (not shown as columns):</p><ul class="note">{items}</ul>')

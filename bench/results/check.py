@@ -46,7 +46,7 @@ from ..fileio import read_user_file
 from ..yaml_input import load_yaml
 from .schema import ReferenceEntry, TableEntry
 from .scoring import load_aggregates
-from .table import KEY_FIELDS, TABLE_FORMAT, entries_of
+from .table import KEY_FIELDS, TABLE_FORMAT, entries_of, entry_key
 
 COMPARISON_KEYS = {"method", "than", "columns", "prompt_set", "margin", "verdict"}
 VERDICTS = ("better", "not-worse")
@@ -193,8 +193,8 @@ def worse_by(value: float, than: float, lower_is_better: bool | None) -> float:
 def _comparison_findings(c: dict[str, Any], e: TableEntry, by_key: Mapping[tuple[str, str, str], TableEntry],
                          label: str) -> list[Finding]:
     """Why entry ``e`` fails comparison ``c`` (none when it holds)."""
-    method, than, margin = e["method"], c.get("than"), float(c.get("margin", 0.0))
-    key = (e["suite"], e["prompt_set"], method, e["column"])
+    than, margin = c.get("than"), float(c.get("margin", 0.0))
+    key = entry_key(e)
     lib = e["lower_is_better"]
     v = e["value"]
     if not e["available"] or v is None:
@@ -248,14 +248,14 @@ def check_run(run_dir: Path | str, reference: Path | str, tolerance: Path | str 
     ref_entries = load_reference(reference)
     tol = load_tolerance(tolerance)
     run_entries = entries_of(load_aggregates(run_dir))
-    current = {(e["suite"], e["prompt_set"], e["method"], e["column"]): e for e in run_entries}
+    current = {entry_key(e): e for e in run_entries}
     failures: list[Finding] = []
     compared = 0
     for e in ref_entries:
         r = e["value"]
         if not e["available"] or r is None:
             continue
-        key = (e["suite"], e["prompt_set"], e["method"], e["column"])
+        key = entry_key(e)
         lib = e["lower_is_better"]
         t = tolerance_for(tol, e["method"], e["prompt_set"], e["column"], r)
         compared += 1

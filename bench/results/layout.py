@@ -117,13 +117,14 @@ def prompt_set_tables(entries: Iterable[TableEntry]) -> dict[tuple[str, str], Pr
 class TableBlock:
     """One table of a prompt set's section: the headline, or a detail table of at most
     ``MAX_COLUMNS`` columns; ``label``: the metric whose columns (``label.column``) it shows;
-    ``ablation``: its rows are ablations and variants."""
+    ``opens_ablations``: the first table whose rows are ablations and variants (renderers title
+    that part of the section there)."""
 
     kind: Literal["headline", "detail"]
     columns: list[str]
     methods: list[str]
     label: str = ""
-    ablation: bool = False
+    opens_ablations: bool = False
 
     def heading(self, column: str) -> str:
         """A column's heading in this table: ``fd:smiling (fd-evaluator)`` in the headline, the
@@ -144,8 +145,9 @@ def section_blocks(g: PromptSetTable, reference: str | None, variants: Mapping[s
         blocks.append(TableBlock("headline", head, main + ablation))
     for rows, is_ablation in ((main, False), (ablation, True)):
         if rows:
-            blocks += [TableBlock("detail", part, rows, label, is_ablation)
-                       for label, cols in column_blocks(g.live_columns()) for part in chunks(cols)]
+            parts = [(label, part) for label, cols in column_blocks(g.live_columns()) for part in chunks(cols)]
+            blocks += [TableBlock("detail", part, rows, label, opens_ablations=is_ablation and i == 0)
+                       for i, (label, part) in enumerate(parts)]
     return blocks
 
 

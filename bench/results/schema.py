@@ -204,9 +204,8 @@ def validate_row(row: Any, where: str) -> AggregateRow:
     for k in ("method", "prompt_set", "metric", "metric_name", "column"):
         _string(row[k], f"{where}.{k}")
     _string(row["reason"], f"{where}.reason", optional=True)
-    for k in ("available",):
-        if not isinstance(row[k], bool):
-            raise SchemaError(f"{where}.{k} = {row[k]!r:.40}; expected true or false")
+    if not isinstance(row["available"], bool):
+        raise SchemaError(f"{where}.available = {row['available']!r:.40}; expected true or false")
     if row["lower_is_better"] is not None and not isinstance(row["lower_is_better"], bool):
         raise SchemaError(f"{where}.lower_is_better = {row['lower_is_better']!r:.40}; expected true, false or null")
     value = _number(row["value"], f"{where}.value", optional=True)

@@ -25,7 +25,7 @@ from .layout import (
     section_blocks,
 )
 from .reviews import review_rows
-from .schema import TABLE_FORMAT, Aggregates, TableDoc, TableEntry, has_value
+from .schema import TABLE_FORMAT, Aggregates, ReferenceEntry, TableDoc, TableEntry, has_value
 from .scoring import load_aggregates
 
 if TYPE_CHECKING:
@@ -43,7 +43,8 @@ def entries_of(aggregates: Aggregates) -> list[TableEntry]:
             for row in aggregates["rows"]]
 
 
-def _key(e: TableEntry) -> tuple[str, str, str, str]:
+def entry_key(e: TableEntry | ReferenceEntry) -> tuple[str, str, str, str]:
+    """An entry's place in a table: (suite, prompt set, method, column) (``KEY_FIELDS``)."""
     return e["suite"], e["prompt_set"], e["method"], e["column"]
 
 
@@ -81,7 +82,7 @@ def _suites_with_overlapping_runs(loaded: list[tuple[Path | str, Aggregates]]) -
     seen: dict[str, set[tuple]] = {}
     clashing = set()
     for _, agg in loaded:
-        keys = {_key(e) for e in entries_of(agg)}
+        keys = {entry_key(e) for e in entries_of(agg)}
         if keys & seen.get(agg["suite"], set()):
             clashing.add(agg["suite"])
         seen.setdefault(agg["suite"], set()).update(keys)
@@ -107,7 +108,7 @@ def collect(run_dirs: Iterable[Path | str]) -> TableDoc:
         reviewed = review_entries(rd, agg)
         for e in entries_of(agg) + reviewed:  # later runs override earlier ones for the same key
             e["suite"] = suite
-            entries[_key(e)] = e
+            entries[entry_key(e)] = e
         conv = doc["conventions"].setdefault(suite, {})
         for label, info in agg["metrics"].items():
             conv[label] = {"name": info.get("name"), "available": info.get("available"), "reason": info.get("reason"),
@@ -212,16 +213,14 @@ def to_markdown(doc: TableDoc, pending: Iterable[str] = (), command: str | None 
 
 def _md_prompt_set(g: PromptSetTable, pset: str, reference: str | None, variants: Mapping[str, str]) -> list[str]:
     lines = [f"### Prompt set `{pset}` (model `{g.model}`)", ""]
-    ablation_titled = False
     for block in section_blocks(g, reference, variants):
         if block.kind == "headline":
             ref_txt = f"Δ against `{reference}`" if reference in g.methods else "no reference method in this set"
             lines += [f"Headline ({ref_txt}; ablations and variants included):", ""]
             lines += _md_headline(g, block, reference) + [""]
             continue
-        if block.ablation and not ablation_titled:
+        if block.opens_ablations:
             lines += [f"#### Ablations and variants (prompt set `{pset}`)", ""]
-            ablation_titled = True
         if block.label:
             lines += [f"`{block.label}`:", ""]
         lines += _md_detail(g, block) + [""]

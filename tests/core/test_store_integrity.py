@@ -45,7 +45,7 @@ def _set_suite(run: Path, **changes) -> None:
     (run / "suite.yaml").write_text(yaml.safe_dump(data))
 
 
-# 1. a metric label that becomes a path --------------------------------------------------------
+# metric labels stay file names inside the run directory ---------------------------------------
 def test_metric_label_cannot_escape_the_run_directory(tmp_path, capsys):
     suite = tmp_path / "s.yaml"
     suite.write_text(SUITE.replace("{name: clip_score,", '{name: clip_score, label: "../../../ESCAPED",'))
@@ -64,7 +64,7 @@ def test_tampered_metric_label_in_a_run_directory(run, capsys):
     assert not list(sandbox.parent.rglob("ESCAPED"))
 
 
-# 2. a corrupt image keeps its score ------------------------------------------------------------
+# a damaged image or cached score is refused, not kept ------------------------------------------
 def test_truncated_png_after_scoring_is_refused(run, capsys):
     before = _rows(run)["clip_score"]
     assert before["n"] == 8
@@ -93,7 +93,7 @@ def test_damaged_cached_score_is_one_line(run, capsys):
     assert str(part.parent) in line and "delete that folder" in line
 
 
-# 3. a rejected rerun still relabels the run ----------------------------------------------------
+# a refused rerun leaves run.json and suite.yaml as they were -----------------------------------
 def test_rejected_rerun_leaves_run_json_and_suite_untouched(run, tmp_path, capsys):
     before = {p: (run / p).read_bytes() for p in ("run.json", "suite.yaml")}
     suites_before = sorted(p.name for p in (run / "suites").iterdir())
@@ -105,7 +105,7 @@ def test_rejected_rerun_leaves_run_json_and_suite_untouched(run, tmp_path, capsy
     assert sorted(p.name for p in (run / "suites").iterdir()) == suites_before
 
 
-# 4. a damaged sidecar drops an image without a word -------------------------------------------
+# a damaged or missing sidecar is named, not skipped -------------------------------------------
 def test_truncated_sidecar_is_refused_by_score_and_regenerated_by_generate(run, capsys):
     images = files_of(run)
     sidecar = run / PNG.with_suffix(".json")
@@ -125,7 +125,7 @@ def test_unfinished_png_without_sidecar_is_named_not_silent(run, capsys):
     assert "1 PNG(s)" in err and "no sidecar" in err
 
 
-# 5. tracebacks where one line and exit 2 are promised -----------------------------------------
+# bad input is one line and exit 2, never a traceback ------------------------------------------
 @pytest.mark.parametrize(
     "change, words",
     [
@@ -144,7 +144,7 @@ def test_unfinished_png_without_sidecar_is_named_not_silent(run, capsys):
     ],
 )
 def test_bad_suite_is_one_line_and_no_directory(tmp_path, capsys, change, words):
-    """Every suite error is found before the model loads: one line, exit 2, no run directory (8.)."""
+    """Every suite error is found before the model loads: one line, exit 2, no run directory."""
     suite = tmp_path / "s.yaml"
     suite.write_text(SUITE.replace(*change))
     out = tmp_path / "new-run"
@@ -183,7 +183,7 @@ def test_png_that_matches_a_forged_hash_but_does_not_decode(run, capsys):
     assert str(run / PNG) in line and "cannot decode" in line
 
 
-# 6. code named by a run directory runs -------------------------------------------------------
+# names in a run directory resolve to built-ins unless trusted --------------------------------
 @pytest.mark.parametrize("metric", [{"name": "this:s"},
                                     {"name": "alignment", "params": {"judge": "this:s"}}])
 def test_score_imports_only_builtin_names_unless_trusted(run, capsys, monkeypatch, metric):
@@ -221,7 +221,7 @@ def test_readme_states_the_trust_model():
     assert "--trust-remote-code" in readme and re.search(r"suite file is code", readme)
 
 
-# 7. accelerate ---------------------------------------------------------------------------------
+# sharding with accelerate ----------------------------------------------------------------------
 def test_accelerate_with_world_size_one_says_so(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")  # what `accelerate launch` always sets
     for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE"):
